@@ -1,0 +1,199 @@
+"""Bronze assets: one per regime, and bronze_quarantine over all of them.
+Each bronze_<regime> materialization stages its partitions, audits them (schema, accounting), and publishes
+only when every blocking audit passed; otherwise it records the failed checks and fails the run, leaving the
+published partitions as they were.
+"""
+
+
+import datetime as dt
+from collections import Counter
+
+import dagster as dg
+import pyarrow.parquet as pq
+
+from ptdata.assets.common import SINGLE_RUN, check_result, column_schema, combined_version, partition_dates
+from ptdata.checks.bronze import (
+    QUARANTINE_PANDERA,
+    Outcome,
+    accounting,
+    bronze_pandera_schema,
+    quarantine_rate,
+    validate_file,
+)
+from ptdata.config import REGIMES, LoadedConfig, stable_hash
+from ptdata.ingest import StagedBronze, stage_bronze
+from ptdata.lake import Lake, TablePartition
+from ptdata.resources import PtdataResource
+from ptdata.tables import QUARANTINE_SCHEMA, bronze_schema
+
+# bump when the bronze code changes what it writes; the config part is added per asset
+BRONZE_CODE_VERSION = "1"
+
+
+def _audit(lake: Lake, cfg: LoadedConfig, st: StagedBronze) -> dict[str, Outcome]:
+    sources = [s.name for s in cfg.pipeline.sources_of(st.regime)]
+    schema = validate_file(lake, st.bronze_staged, bronze_pandera_schema(st.regime, sources, st.date))
+    q_schema = validate_file(lake, st.quarantine_staged, QUARANTINE_PANDERA)
+    if not q_schema.passed:
+        schema = Outcome("schema", False, {**schema.metadata, "quarantine": q_schema.metadata}, q_schema.description)
+    return {
+        "schema": schema,
+        "accounting": accounting(lake, st),
+        "quarantine_rate": quarantine_rate(st, cfg.pipeline.bronze.max_quarantine_rate),
+    }
+
+
+def _metadata(staged: list[StagedBronze], versions: dict[str, str], lake: Lake, table: str) -> dict:
+    rows_per_source: Counter[str] = Counter()
+    quarantined_by_reason: Counter[str] = Counter()
+    quarantined_per_source: Counter[str] = Counter()
+    for st in staged:
+        for name, s in st.stats.items():
+            rows_per_source[name] += s.bronze
+            quarantined_per_source[name] += s.quarantined
+            quarantined_by_reason.update(s.reasons)
+    seconds = sum(st.seconds for st in staged)
+    records = sum(st.records for st in staged)
+    nbytes = sum(st.bytes_read for st in staged)
+    return {
+        "dagster/row_count": sum(st.bronze_rows for st in staged),
+        "dagster/column_schema": column_schema(bronze_schema(staged[0].regime)),
+        "input_records": records,
+        "rows_per_source": dict(sorted(rows_per_source.items())),
+        "quarantined": sum(st.quarantined for st in staged),
+        "quarantined_per_source": dict(sorted(quarantined_per_source.items())),
+        "quarantined_by_reason": dict(sorted(quarantined_by_reason.items())),
+        "bytes_read": nbytes,
+        "seconds": round(seconds, 3),
+        "records_per_s": round(records / seconds, 1) if seconds else 0.0,
+        "mb_per_s": round(nbytes / 1e6 / seconds, 2) if seconds else 0.0,
+        "data_versions": versions,
+        "notes": [f"{st.date}: {n}" for st in staged for n in st.notes][:50],
+        "path": dg.MetadataValue.path(f"{lake.url}/bronze/{table}"),
+    }
+
+
+def bronze_asset(regime: str, partitions: dg.PartitionsDefinition, cfg: LoadedConfig) -> dg.AssetsDefinition:
+    name = f"bronze_{regime}"
+    version = f"{BRONZE_CODE_VERSION}-{stable_hash([*cfg.pipeline.sources_of(regime), cfg.pipeline.bronze])}"
+
+    @dg.asset(
+        name=name,
+        group_name="bronze",
+        partitions_def=partitions,
+        backfill_policy=SINGLE_RUN,
+        code_version=version,
+        kinds={"parquet", "python"},
+        description=f"{regime} records of every {regime} source, mapped to the canonical schema, with provenance.",
+        check_specs=[
+            dg.AssetCheckSpec("schema", asset=name, blocking=True, description="pandera schema and unique record_id"),
+            dg.AssetCheckSpec("accounting", asset=name, blocking=True, description="input = bronze + quarantine"),
+            dg.AssetCheckSpec(
+                "quarantine_rate", asset=name, description="quarantined share under the configured bound"
+            ),
+        ],
+    )
+    def _bronze(context: dg.AssetExecutionContext, ptdata: PtdataResource):  # noqa: ANN202 - a generator of events
+        cfg = ptdata.load_config()
+        lake = ptdata.lake()
+        staged, audits = [], []
+        for date in partition_dates(context):
+            st = stage_bronze(cfg, lake, ptdata.landing, regime, date, context.run_id)
+            staged.append(st)
+            audits.append((date, _audit(lake, cfg, st)))
+            context.log.info(
+                f"{name} {date}: {st.records} records, {st.bronze_rows} bronze, {st.quarantined} quarantined"
+            )
+        yield from _publish_or_fail(context, name, lake, staged, audits)
+
+    return _bronze
+
+
+def _publish_or_fail(
+    context: dg.AssetExecutionContext,
+    name: str,
+    lake: Lake,
+    staged: list[StagedBronze],
+    audits: list[tuple[dt.date, dict[str, Outcome]]],
+):  # noqa: ANN202 - a generator of events
+    for check in ("schema", "accounting"):
+        yield check_result(name, check, [(d, a[check]) for d, a in audits])
+    yield check_result(
+        name, "quarantine_rate", [(d, a["quarantine_rate"]) for d, a in audits], dg.AssetCheckSeverity.WARN
+    )
+    failed = [a[c] for _, a in audits for c in ("schema", "accounting") if not a[c].passed]
+    if failed:
+        kept = ", ".join(sorted({st.bronze_staged.rsplit("/", 2)[0] for st in staged}))
+        raise dg.Failure(
+            description=f"{name} not published: {failed[0].description}",
+            metadata={"staged_files_kept_at": kept},
+        )
+    versions = {}
+    for st in staged:
+        lake.publish(st.quarantine_staged, st.quarantine)
+        versions[st.date.isoformat()] = lake.data_version(lake.publish(st.bronze_staged, st.bronze))
+    yield dg.MaterializeResult(
+        metadata=_metadata(staged, versions, lake, name), data_version=dg.DataVersion(combined_version(versions))
+    )
+
+
+def bronze_quarantine_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    """The quarantine table's files are written by the bronze assets (one `regime=` folder each); this asset
+    is the table as a whole: it audits every regime's part and reports what was quarantined and why."""
+
+    @dg.asset(
+        name="bronze_quarantine",
+        group_name="bronze",
+        partitions_def=partitions,
+        backfill_policy=SINGLE_RUN,
+        code_version=BRONZE_CODE_VERSION,
+        deps=[f"bronze_{r}" for r in REGIMES],
+        kinds={"parquet"},
+        description="Every input record that could not be read or mapped, with its reason and the raw input.",
+        check_specs=[
+            dg.AssetCheckSpec(
+                "schema", asset="bronze_quarantine", blocking=True, description="every regime's part present and valid"
+            )
+        ],
+    )
+    def _quarantine(context: dg.AssetExecutionContext, ptdata: PtdataResource):  # noqa: ANN202
+        lake = ptdata.lake()
+        audits, versions = [], {}
+        by_reason: Counter[str] = Counter()
+        by_regime: Counter[str] = Counter()
+        by_source: Counter[str] = Counter()
+        for date in partition_dates(context):
+            problems, rows = [], 0
+            for regime in REGIMES:
+                part = TablePartition("bronze", "bronze_quarantine", date, regime)
+                if not lake.exists(part):
+                    problems.append(f"no part for regime {regime} (is bronze_{regime} materialized for {date}?)")
+                    continue
+                out = validate_file(lake, lake.path(part), QUARANTINE_PANDERA)
+                problems += out.metadata["failures"]
+                rows += out.metadata["rows"]
+                versions[f"{date}/{regime}"] = lake.data_version(lake.path(part))
+                with lake.open_read(lake.path(part)) as f:
+                    t = pq.read_table(f, columns=["reason", "source"])
+                by_reason.update(t.column("reason").to_pylist())
+                by_source.update(t.column("source").to_pylist())
+                by_regime[regime] += t.num_rows
+            desc = f"bronze_quarantine {date}: {problems[0]}" if problems else ""
+            audits.append((date, Outcome("schema", not problems, {"rows": rows, "problems": problems[:5]}, desc)))
+        result = check_result("bronze_quarantine", "schema", audits)
+        yield result
+        if not result.passed:
+            raise dg.Failure(description=result.description)
+        yield dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": sum(by_regime.values()),
+                "dagster/column_schema": column_schema(QUARANTINE_SCHEMA),
+                "by_reason": dict(sorted(by_reason.items())),
+                "by_regime": dict(sorted(by_regime.items())),
+                "by_source": dict(sorted(by_source.items())),
+                "path": dg.MetadataValue.path(f"{lake.url}/bronze/bronze_quarantine"),
+            },
+            data_version=dg.DataVersion(combined_version(versions)),
+        )
+
+    return _quarantine

@@ -1,0 +1,161 @@
+"""Bronze audits, run on staged files before publish (DESIGN principle 3). Plain functions; the asset
+reports each outcome as an AssetCheckResult and publishes only when every blocking one passed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandera.polars as pa
+import polars as pl
+import pyarrow.parquet as pq
+from pandera.api.polars.types import PolarsData
+
+from ptdata.ingest import StagedBronze
+from ptdata.lake import Lake
+
+CANONICAL_ROLES = ["system", "user", "assistant", "tool"]
+_HEX32 = r"^[0-9a-f]{32}$"
+_MESSAGES_DTYPE = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
+
+
+@dataclass
+class Outcome:
+    """One audit's result: whether it passed, what it measured, and a one-line reason when it did not."""
+
+    name: str
+    passed: bool
+    metadata: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+def _valid_messages(data: PolarsData) -> pl.LazyFrame:
+    col = pl.col(data.key)
+    return data.lazyframe.select(
+        (col.list.len() > 0)
+        & col.list.eval(pl.element().struct.field("role").is_in(CANONICAL_ROLES)).list.all()
+        & col.list.eval(pl.element().struct.field("content").is_not_null()).list.all()
+    )
+
+
+def _messages_column() -> pa.Column:
+    return pa.Column(
+        _MESSAGES_DTYPE,
+        checks=pa.Check(_valid_messages, error="messages must be non-empty with roles system/user/assistant/tool"),
+        nullable=False,
+    )
+
+
+def bronze_pandera_schema(regime: str, sources: list[str], date: dt.date) -> pa.DataFrameSchema:
+    columns: dict[str, pa.Column] = {
+        "record_id": pa.Column(pl.String, pa.Check.str_matches(_HEX32), nullable=False),
+        "source": pa.Column(pl.String, pa.Check.isin(sources), nullable=False),
+        "source_uri": pa.Column(pl.String, pa.Check.str_length(min_value=1), nullable=False),
+        "source_key": pa.Column(pl.String, nullable=True),
+        "license": pa.Column(pl.String, pa.Check.str_length(min_value=1), nullable=False),
+        "date": pa.Column(pl.Date, pa.Check.eq(date), nullable=False),
+        "content_hash": pa.Column(pl.String, pa.Check.str_matches(_HEX32), nullable=False),
+    }
+    if regime == "sft":
+        columns["messages"] = _messages_column()
+    elif regime == "preference":
+        columns |= {k: _messages_column() for k in ("prompt", "chosen", "rejected")}
+    elif regime == "rlvr":
+        columns |= {
+            "prompt": _messages_column(),
+            "answer": pa.Column(pl.String, nullable=False),
+            "verifier": pa.Column(pl.String, pa.Check.str_length(min_value=1), nullable=False),
+            "verifier_args": pa.Column(pl.String, pa.Check.str_startswith("{"), nullable=False),
+        }
+    else:
+        columns["text"] = pa.Column(pl.String, nullable=False)
+    columns["meta"] = pa.Column(pl.String, pa.Check.str_startswith("{"), nullable=True)
+    return pa.DataFrameSchema(columns, strict=True, ordered=True, name=f"bronze_{regime}")
+
+
+QUARANTINE_PANDERA = pa.DataFrameSchema(
+    {
+        "record_id": pa.Column(pl.String, pa.Check.str_matches(_HEX32), nullable=False),
+        "source": pa.Column(pl.String, nullable=False),
+        "source_uri": pa.Column(pl.String, nullable=False),
+        "regime": pa.Column(pl.String, nullable=False),
+        "date": pa.Column(pl.Date, nullable=False),
+        "reason": pa.Column(pl.String, pa.Check.str_matches(r"^[a-z0-9_]+$"), nullable=False),
+        "error": pa.Column(pl.String, nullable=False),
+        "raw": pa.Column(pl.String, pa.Check.str_length(max_value=4 * 4096), nullable=True),
+    },
+    strict=True,
+    ordered=True,
+    name="bronze_quarantine",
+)
+
+
+def validate_file(lake: Lake, path: str, schema: pa.DataFrameSchema, max_failures: int = 5) -> Outcome:
+    """Validate a Parquet file row group by row group (bounded memory), plus record_id uniqueness."""
+    failures: list[str] = []
+    rows = 0
+    ids: set[str] = set()
+    dup_ids = 0
+    with lake.open_read(path) as f:
+        pf = pq.ParquetFile(f)
+        for i in range(pf.num_row_groups):
+            frame = pl.from_arrow(pf.read_row_group(i))
+            rows += frame.height
+            try:
+                schema.validate(frame, lazy=True)
+            except (pa.errors.SchemaErrors, pa.errors.SchemaError) as e:
+                failures.append(
+                    str(e).strip().splitlines()[0][:300] if isinstance(e, pa.errors.SchemaError) else _summary(e)
+                )
+            for rid in frame["record_id"].to_list():
+                if rid in ids:
+                    dup_ids += 1
+                ids.add(rid)
+            if len(failures) >= max_failures:
+                break
+    if dup_ids:
+        failures.append(f"{dup_ids} duplicate record_id values")
+    meta = {"rows": rows, "failures": failures[:max_failures]}
+    desc = "" if not failures else f"{schema.name}: {failures[0]}"
+    return Outcome("schema", not failures, meta, desc)
+
+
+def _summary(e: Exception) -> str:
+    cases = getattr(e, "failure_cases", None)
+    if cases is not None and len(cases):
+        first = cases.head(3).to_dicts() if hasattr(cases, "to_dicts") else str(cases)[:300]
+        return f"{len(cases)} failure cases, first: {str(first)[:300]}"
+    return str(e)[:300]
+
+
+def source_counts(lake: Lake, path: str) -> Counter[str]:
+    with lake.open_read(path) as f:
+        table = pq.read_table(f, columns=["source"])
+    return Counter(table.column("source").to_pylist())
+
+
+def accounting(lake: Lake, staged: StagedBronze) -> Outcome:
+    """Each input record is in exactly one of bronze or quarantine: counted per source from the staged files."""
+    bronze = source_counts(lake, staged.bronze_staged)
+    quarantine = source_counts(lake, staged.quarantine_staged)
+    per_source = {}
+    bad = []
+    for name, st in staged.stats.items():
+        got = bronze[name] + quarantine[name]
+        per_source[name] = {"input": st.records, "bronze": bronze[name], "quarantine": quarantine[name]}
+        if got != st.records:
+            bad.append(f"{name}: {st.records} input records but {bronze[name]} bronze + {quarantine[name]} quarantined")
+    unknown = (set(bronze) | set(quarantine)) - set(staged.stats)
+    if unknown:
+        bad.append(f"rows from sources that were not read: {sorted(unknown)}")
+    desc = f"accounting failed on {staged.date}: {bad[0]}" if bad else ""
+    return Outcome("accounting", not bad, {"per_source": per_source, "problems": bad}, desc)
+
+
+def quarantine_rate(staged: StagedBronze, bound: float) -> Outcome:
+    rate = staged.quarantined / staged.records if staged.records else 0.0
+    ok = rate <= bound
+    desc = "" if ok else f"{staged.date}: {rate:.1%} of records quarantined, above the bound {bound:.1%}"
+    return Outcome("quarantine_rate", ok, {"rate": round(rate, 6), "bound": bound}, desc)

@@ -1,0 +1,109 @@
+"""Bronze ingestion of one (regime, partition): read every source of the regime, map shapes, stage Parquet.
+
+Plain functions: the bronze assets call them, and so can a script or a test. Memory is bounded by the
+batch size: records stream from the readers through the batcher into Parquet row groups.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ptdata.config import LoadedConfig
+from ptdata.lake import Lake, TablePartition
+from ptdata.sources import SourceContext, read_source
+from ptdata.tables import QUARANTINE_SCHEMA, bronze_schema
+from ptdata.transforms.bronze import BronzeBatcher, SourceStats, bronze_batches
+
+# fixed writer options: byte-identical output for identical input
+PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "use_dictionary": True, "write_statistics": True}
+
+
+@dataclass
+class StagedBronze:
+    regime: str
+    date: dt.date
+    bronze: TablePartition
+    quarantine: TablePartition
+    bronze_staged: str
+    quarantine_staged: str
+    stats: dict[str, SourceStats]
+    notes: list[str] = field(default_factory=list)
+    bytes_read: int = 0
+    seconds: float = 0.0
+
+    @property
+    def records(self) -> int:
+        return sum(s.records for s in self.stats.values())
+
+    @property
+    def bronze_rows(self) -> int:
+        return sum(s.bronze for s in self.stats.values())
+
+    @property
+    def quarantined(self) -> int:
+        return sum(s.quarantined for s in self.stats.values())
+
+
+def write_parquet(lake: Lake, path: str, schema: pa.Schema, batches) -> None:  # noqa: ANN001 - iterable of batches
+    with lake.open_write(path) as f, pq.ParquetWriter(f, schema, **PARQUET_OPTIONS) as w:
+        wrote = False
+        for b in batches:
+            if b is not None and b.num_rows:
+                w.write_batch(b)
+                wrote = True
+        if not wrote:
+            w.write_table(schema.empty_table())
+
+
+def stage_bronze(cfg: LoadedConfig, lake: Lake, landing: Path, regime: str, date: dt.date, run_id: str) -> StagedBronze:
+    """Read all sources of `regime` for `date` into staged bronze and quarantine files."""
+    t0 = time.perf_counter()
+    bronze = TablePartition("bronze", f"bronze_{regime}", date)
+    quarantine = TablePartition("bronze", "bronze_quarantine", date, regime)
+    staged = StagedBronze(
+        regime=regime,
+        date=date,
+        bronze=bronze,
+        quarantine=quarantine,
+        bronze_staged=lake.staged_path(bronze, run_id),
+        quarantine_staged=lake.staged_path(quarantine, run_id),
+        stats={},
+    )
+    batcher = BronzeBatcher(regime, date, cfg.pipeline.bronze.batch_rows)
+    q_fs = lake.open_write(staged.quarantine_staged)
+    q_writer = pq.ParquetWriter(q_fs, QUARANTINE_SCHEMA, **PARQUET_OPTIONS)
+    quarantined_any = False
+
+    def bronze_stream():  # noqa: ANN202 - a generator of batches
+        nonlocal quarantined_any
+        for source in cfg.pipeline.sources_of(regime):
+            ctx = SourceContext(
+                date=date,
+                landing_dir=landing / source.name / date.isoformat(),
+                config_dir=cfg.folder,
+                max_record_bytes=cfg.pipeline.bronze.max_record_bytes,
+            )
+            stats = staged.stats.setdefault(source.name, SourceStats())
+            for b, q in bronze_batches(source, read_source(source, ctx), batcher, stats):
+                if q is not None:
+                    q_writer.write_batch(q)
+                    quarantined_any = True
+                yield b
+            staged.bytes_read += ctx.bytes_read or stats.input_bytes
+            staged.notes.extend(f"{source.name}: {n}" for n in ctx.notes)
+
+    try:
+        write_parquet(lake, staged.bronze_staged, bronze_schema(regime), bronze_stream())
+        if not quarantined_any:
+            q_writer.write_table(QUARANTINE_SCHEMA.empty_table())
+    finally:
+        q_writer.close()
+        q_fs.close()
+    staged.seconds = time.perf_counter() - t0
+    return staged

@@ -1,0 +1,98 @@
+"""The lake: partition paths, staging, atomic publish and data versions, through fsspec.
+
+A partition of a table is one file, `<lake>/<layer>/<table>/date=D[/regime=R]/part-0.parquet`. It is written
+to `<lake>/_staging/<run>/...`, audited there, and published by replacing the one live file: a rename on a
+local disk (atomic), a single-object PUT on an object store (atomic per object). So a reader sees the old
+file or the new one, never a mix. A failed audit leaves the staged file for inspection.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from dataclasses import dataclass
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+PART_FILE = "part-0.parquet"
+
+
+@dataclass(frozen=True)
+class TablePartition:
+    layer: str
+    table: str
+    date: dt.date | None = None
+    regime: str | None = None
+
+    @property
+    def relpath(self) -> str:
+        parts = [self.layer, self.table]
+        if self.date is not None:
+            parts.append(f"date={self.date.isoformat()}")
+        if self.regime is not None:
+            parts.append(f"regime={self.regime}")
+        return "/".join(parts)
+
+
+class Lake:
+    def __init__(self, root: str) -> None:
+        self.fs, path = fsspec.core.url_to_fs(root)
+        self.root = path.rstrip("/")
+        self.url = root.rstrip("/")
+        self.local = isinstance(self.fs, LocalFileSystem)
+
+    def path(self, part: TablePartition) -> str:
+        return f"{self.root}/{part.relpath}/{PART_FILE}"
+
+    def staged_path(self, part: TablePartition, run_id: str) -> str:
+        return f"{self.root}/_staging/{run_id}/{part.relpath}/{PART_FILE}"
+
+    def table_glob(self, layer: str, table: str) -> str:
+        """What DuckDB's read_parquet(..., hive_partitioning=true) takes to read the whole table."""
+        return f"{self.url}/{layer}/{table}/**/*.parquet"
+
+    def exists(self, part: TablePartition) -> bool:
+        return self.fs.exists(self.path(part))
+
+    def open_write(self, path: str):  # noqa: ANN201 - an fsspec file object
+        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        return self.fs.open(path, "wb")
+
+    def open_read(self, path: str):  # noqa: ANN201 - an fsspec file object
+        return self.fs.open(path, "rb")
+
+    def publish(self, staged: str, part: TablePartition) -> str:
+        """Replace the live partition by the staged file, atomically; returns the live path."""
+        final = self.path(part)
+        self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
+        if self.local:
+            os.replace(staged, final)
+        else:
+            self.fs.mv(staged, final)
+        self.remove_empty_dirs(staged.rsplit("/", 1)[0])
+        return final
+
+    def remove_empty_dirs(self, folder: str) -> None:
+        """Remove `folder` and its parents up to the staging root while they are empty."""
+        stop = f"{self.root}/_staging"
+        while folder.startswith(stop) and folder != stop:
+            try:
+                if self.fs.ls(folder):
+                    return
+                self.fs.rmdir(folder)
+            except (FileNotFoundError, OSError):
+                return
+            folder = folder.rsplit("/", 1)[0]
+
+    def data_version(self, path: str) -> str:
+        """The data version of a partition: the SHA-256 of its file's bytes."""
+        h = hashlib.sha256()
+        with self.open_read(path) as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        return h.hexdigest()
+
+    def partition_version(self, part: TablePartition) -> str | None:
+        return self.data_version(self.path(part)) if self.exists(part) else None

@@ -1,0 +1,317 @@
+"""The `files` source: every file under landing/<source>/<date>/, format by extension, then by content.
+
+Line formats (jsonl) give `source_uri` = `<relative path>:<1-based line>`; row formats (json arrays, parquet,
+csv) `<relative path>#<0-based row>`; document formats (txt, html) the relative path. Compression (.gz, .zst)
+is recognised by extension or magic bytes. A file that breaks part-way (a truncated gzip) keeps the records
+read before the break and adds one `truncated_file` error for the rest.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import zstandard
+
+from ptdata.config import FilesSource
+from ptdata.sources.base import RawRecord, SourceContext, error_record
+from ptdata.sources.html import extract_main_text
+
+_EXT_FORMATS = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".parquet": "parquet",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "txt",
+    ".md": "txt",
+    ".html": "html",
+    ".htm": "html",
+}
+_COMPRESSED = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd"}
+_GZIP_MAGIC, _ZSTD_MAGIC, _PARQUET_MAGIC = b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"PAR1"
+_LIST_KEYS = ("data", "records", "rows", "items", "examples", "instances")
+_BROKEN_STREAM = (EOFError, zlib.error, gzip.BadGzipFile, zstandard.ZstdError, OSError)
+
+
+def list_files(folder: Path) -> list[Path]:
+    """Every regular file below `folder`, in a total order (relative path), hidden files left out."""
+    if not folder.is_dir():
+        return []
+    files = [
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    ]
+    return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def _compression(path: Path) -> str | None:
+    comp = _COMPRESSED.get(path.suffix.lower())
+    if comp:
+        return comp
+    with path.open("rb") as f:
+        head = f.read(4)
+    if head.startswith(_GZIP_MAGIC):
+        return "gzip"
+    if head == _ZSTD_MAGIC:
+        return "zstd"
+    return None
+
+
+def open_decompressed(path: Path) -> IO[bytes]:
+    """A buffered binary stream of the file's decompressed bytes."""
+    comp = _compression(path)
+    if comp == "gzip":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    if comp == "zstd":
+        raw = zstandard.ZstdDecompressor().stream_reader(path.open("rb"), read_across_frames=True, closefd=True)
+        return io.BufferedReader(raw, buffer_size=1 << 20)  # type: ignore[arg-type]
+    return path.open("rb", buffering=1 << 20)
+
+
+def _sniff(head: bytes) -> str:
+    s = head.lstrip(b"\xef\xbb\xbf").lstrip()
+    if head.startswith(_PARQUET_MAGIC):
+        return "parquet"
+    if s[:1] == b"[":
+        return "json"
+    if s[:1] == b"{":
+        first = s.split(b"\n", 1)[0]
+        try:
+            orjson.loads(first)
+            return "jsonl"
+        except orjson.JSONDecodeError:
+            return "json"
+    low = s[:512].lower()
+    if low.startswith(b"<!doctype html") or b"<html" in low:
+        return "html"
+    return "txt"
+
+
+def file_format(path: Path, configured: str = "auto") -> str:
+    if configured != "auto":
+        return configured
+    name = path.name.lower()
+    stem = Path(name[: -len(path.suffix)]) if path.suffix.lower() in _COMPRESSED else Path(name)
+    fmt = _EXT_FORMATS.get(stem.suffix)
+    if fmt:
+        return fmt
+    with open_decompressed(path) as f:
+        return _sniff(f.read(4096))
+
+
+def _json_error(line: bytes, uri: str, err: Exception) -> RawRecord:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as u:
+        return error_record(uri, "invalid_utf8", f"byte {u.start}: {u.reason}", line)
+    return error_record(uri, "invalid_json", str(err), line)
+
+
+def _skip_rest_of_line(f: IO[bytes], chunk: int) -> int:
+    skipped = 0
+    while True:
+        part = f.readline(chunk)
+        skipped += len(part)
+        if not part or part.endswith(b"\n"):
+            return skipped
+
+
+def read_jsonl(path: Path, rel: str, ctx: SourceContext) -> Iterator[RawRecord]:
+    cap = ctx.max_record_bytes
+    with open_decompressed(path) as f:
+        lineno = 0
+        try:
+            for line in iter(lambda: f.readline(cap + 1), b""):
+                lineno += 1
+                uri = f"{rel}:{lineno}"
+                if len(line) > cap and not line.endswith(b"\n"):
+                    size = len(line) + _skip_rest_of_line(f, cap)
+                    yield error_record(uri, "too_large", f"line of {size} bytes > max_record_bytes {cap}", line[:4096])
+                    continue
+                if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):
+                    line = line[3:]
+                if not line.strip():
+                    continue
+                try:
+                    obj = orjson.loads(line)
+                except orjson.JSONDecodeError as e:
+                    yield _json_error(line.rstrip(b"\r\n"), uri, e)
+                    continue
+                yield RawRecord(source_uri=uri, payload=obj, raw=line, nbytes=len(line))
+        except _BROKEN_STREAM as e:
+            yield error_record(rel, "truncated_file", f"after line {lineno}: {e}")
+
+
+def _records_of_json(value: Any) -> tuple[list[Any], bool]:
+    """The records a whole-file JSON value holds, and whether they are rows (#i) of it."""
+    if isinstance(value, list):
+        return value, True
+    if isinstance(value, dict):
+        for k in _LIST_KEYS:
+            if isinstance(value.get(k), list):
+                return value[k], True
+        lists = [k for k, v in value.items() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)]
+        if len(lists) == 1:
+            return value[lists[0]], True
+    return [value], False
+
+
+def read_json(path: Path, rel: str, ctx: SourceContext) -> Iterator[RawRecord]:
+    with open_decompressed(path) as f:
+        try:
+            data = f.read()
+        except _BROKEN_STREAM as e:
+            yield error_record(rel, "truncated_file", str(e))
+            return
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        if _sniff(data[:4096]) == "jsonl":  # JSON lines saved as .json
+            yield from read_jsonl(path, rel, ctx)
+        else:
+            yield _json_error(data[:4096], rel, e)
+        return
+    records, rows = _records_of_json(value)
+    for i, rec in enumerate(records):
+        raw = orjson.dumps(rec)
+        uri = f"{rel}#{i}" if rows else rel
+        if len(raw) > ctx.max_record_bytes:
+            yield error_record(uri, "too_large", f"record of {len(raw)} bytes", raw[:4096])
+        else:
+            yield RawRecord(source_uri=uri, payload=rec, raw=raw, nbytes=len(raw))
+
+
+def _jsonish(v: Any) -> Any:
+    """Cells holding JSON text (e.g. a messages column in a CSV) are parsed, so shapes see lists and objects."""
+    if isinstance(v, str) and v[:1] in "[{":
+        try:
+            return orjson.loads(v)
+        except orjson.JSONDecodeError:
+            return v
+    return v
+
+
+def read_parquet(path: Path, rel: str, ctx: SourceContext) -> Iterator[RawRecord]:
+    row = 0
+    try:
+        with open_decompressed(path) as f:
+            pf = pq.ParquetFile(f)
+            for batch in pf.iter_batches(batch_size=1024):
+                for rec in batch.to_pylist():
+                    rec = {k: _jsonish(v) for k, v in rec.items()}
+                    raw = orjson.dumps(rec, default=str)
+                    uri = f"{rel}#{row}"
+                    row += 1
+                    if len(raw) > ctx.max_record_bytes:
+                        yield error_record(uri, "too_large", f"row of {len(raw)} bytes", raw[:4096])
+                    else:
+                        yield RawRecord(source_uri=uri, payload=rec, raw=raw, nbytes=len(raw))
+    except (pa.ArrowException, *_BROKEN_STREAM) as e:
+        yield error_record(rel, "unreadable_file", f"parquet after row {row}: {e}")
+
+
+def read_csv(path: Path, rel: str, ctx: SourceContext) -> Iterator[RawRecord]:
+    delimiter = "\t" if ".tsv" in path.name.lower() else ","
+    row = 0
+    csv.field_size_limit(ctx.max_record_bytes)
+    with open_decompressed(path) as f:
+        text = io.TextIOWrapper(f, encoding="utf-8-sig", newline="")  # utf-8-sig drops a BOM
+        reader = csv.reader(text, delimiter=delimiter)
+        try:
+            header = next(reader, None)
+            if header is None:
+                return
+            for cells in reader:
+                if not any(c.strip() for c in cells):
+                    continue
+                uri = f"{rel}#{row}"
+                row += 1
+                if len(cells) != len(header):
+                    raw = delimiter.join(cells)
+                    yield error_record(uri, "csv_row", f"{len(cells)} fields, the header has {len(header)}", raw)
+                    continue
+                rec = {k: _jsonish(v) for k, v in zip(header, cells, strict=True)}
+                raw = orjson.dumps(rec)
+                yield RawRecord(source_uri=uri, payload=rec, raw=raw, nbytes=len(raw))
+        except UnicodeDecodeError as e:
+            yield error_record(f"{rel}#{row}", "invalid_utf8", f"{e.reason} (the rest of the file is unreadable)")
+        except csv.Error as e:
+            yield error_record(f"{rel}#{row}", "csv_row", f"{e} (the rest of the file is unreadable)")
+        except _BROKEN_STREAM as e:
+            yield error_record(rel, "truncated_file", f"after row {row}: {e}")
+
+
+def _read_document(path: Path, ctx: SourceContext) -> tuple[bytes | None, str | None]:
+    with open_decompressed(path) as f:
+        try:
+            data = f.read(ctx.max_record_bytes + 1)
+        except _BROKEN_STREAM as e:
+            return None, f"truncated_file: {e}"
+    if len(data) > ctx.max_record_bytes:
+        return None, f"too_large: document larger than max_record_bytes {ctx.max_record_bytes}"
+    return data, None
+
+
+def read_txt(path: Path, rel: str, ctx: SourceContext) -> Iterator[RawRecord]:
+    data, err = _read_document(path, ctx)
+    if data is None:
+        reason, detail = str(err).split(": ", 1)
+        yield error_record(rel, reason, detail)
+        return
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as u:
+        yield error_record(rel, "invalid_utf8", f"byte {u.start}: {u.reason}", data[:4096])
+        return
+    yield RawRecord(source_uri=rel, payload={"text": text}, raw=data, nbytes=len(data))
+
+
+def read_html(path: Path, rel: str, ctx: SourceContext) -> Iterator[RawRecord]:
+    data, err = _read_document(path, ctx)
+    if data is None:
+        reason, detail = str(err).split(": ", 1)
+        yield error_record(rel, reason, detail)
+        return
+    page = extract_main_text(data)
+    if not page["text"]:
+        yield error_record(rel, "no_text", "no main text extracted from the page", data[:4096])
+        return
+    payload = {"text": page["text"], "title": page["title"]}
+    yield RawRecord(source_uri=rel, payload=payload, raw=data, nbytes=len(data))
+
+
+_READERS = {
+    "jsonl": read_jsonl,
+    "json": read_json,
+    "parquet": read_parquet,
+    "csv": read_csv,
+    "txt": read_txt,
+    "html": read_html,
+}
+
+
+def read_files(source: FilesSource, ctx: SourceContext) -> Iterator[RawRecord]:
+    for path in list_files(ctx.landing_dir):
+        rel = path.relative_to(ctx.landing_dir).as_posix()
+        size = path.stat().st_size
+        ctx.bytes_read += size
+        if size == 0:
+            ctx.notes.append(f"{rel}: empty file, no records")
+            continue
+        try:
+            fmt = file_format(path, source.format)
+        except _BROKEN_STREAM as e:
+            yield error_record(rel, "unreadable_file", str(e))
+            continue
+        yield from _READERS[fmt](path, rel, ctx)

@@ -1,0 +1,44 @@
+"""Arrow schemas of the lake tables (CONTRACT.md section 5), in their column order."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+
+COMMON = [
+    ("record_id", pa.string()),
+    ("source", pa.string()),
+    ("source_uri", pa.string()),
+    ("source_key", pa.string()),
+    ("license", pa.string()),
+    ("date", pa.date32()),
+    ("content_hash", pa.string()),
+]
+REGIME_COLUMNS: dict[str, list[tuple[str, pa.DataType]]] = {
+    "sft": [("messages", MESSAGES)],
+    "preference": [("prompt", MESSAGES), ("chosen", MESSAGES), ("rejected", MESSAGES)],
+    "rlvr": [("prompt", MESSAGES), ("answer", pa.string()), ("verifier", pa.string()), ("verifier_args", pa.string())],
+    "text": [("text", pa.string())],
+}
+# fields of the input that the shape did not use, as a JSON object (null when there were none)
+META = ("meta", pa.string())
+
+
+def bronze_schema(regime: str) -> pa.Schema:
+    return pa.schema([*COMMON, *REGIME_COLUMNS[regime], META])
+
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("record_id", pa.string()),
+        ("source", pa.string()),
+        ("source_uri", pa.string()),
+        ("regime", pa.string()),
+        ("date", pa.date32()),
+        ("reason", pa.string()),  # the error's code, e.g. invalid_json; `error` has the detail
+        ("error", pa.string()),
+        ("raw", pa.string()),  # the input cut to 4 KiB; bytes that are not UTF-8 shown as \xNN
+    ]
+)
+RAW_LIMIT = 4096
