@@ -158,12 +158,10 @@ def _records_of_json(value: Any) -> tuple[list[Any], bool]:
     if isinstance(value, list):
         return value, True
     if isinstance(value, dict):
+        # only well-known envelope keys: a record's own lists (messages, conversations) must stay inside it
         for k in _LIST_KEYS:
             if isinstance(value.get(k), list):
                 return value[k], True
-        lists = [k for k, v in value.items() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)]
-        if len(lists) == 1:
-            return value[lists[0]], True
     return [value], False
 
 

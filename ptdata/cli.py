@@ -1,0 +1,212 @@
+"""The `ptdata` command: demo, materialize, validate-config (CONTRACT.md section 6)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from ptdata.config import BUNDLED_DEMO_CONFIG, REGIMES, ConfigError, Settings, load_config
+
+
+def _prepare_dagster_home(settings: Settings) -> Path:
+    """Runs are recorded in DAGSTER_HOME so the UI shows them; default $PTDATA_HOME/dagster."""
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    yaml_file = home / "dagster.yaml"
+    if not yaml_file.exists():
+        yaml_file.write_text("telemetry:\n  enabled: false\n")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def _dates(args: argparse.Namespace) -> tuple[str, str]:
+    if args.partition:
+        return args.partition, args.partition
+    if args.from_ and args.to:
+        return args.from_, args.to
+    raise SystemExit("ptdata: give --partition D, or --from D1 --to D2")
+
+
+class _Progress(logging.Handler):
+    """Prints one line per step as the run goes: started, done with its time, or failed with its reason."""
+
+    def __init__(self, total: int) -> None:
+        super().__init__(logging.DEBUG)
+        self.total = total
+        self.done = 0
+        self.started: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        event = getattr(record, "dagster_meta", {}).get("dagster_event")
+        if event is None or not event.step_key:
+            return
+        kind, step = event.event_type_value, event.step_key
+        if kind == "STEP_START":
+            self.started[step] = time.perf_counter()
+            print(f"[{self.done + 1}/{self.total}] {step} ...", flush=True)
+        elif kind == "STEP_SUCCESS":
+            self.done += 1
+            secs = time.perf_counter() - self.started.get(step, time.perf_counter())
+            print(f"[{self.done}/{self.total}] {step} done in {secs:.1f}s", flush=True)
+        elif kind == "STEP_FAILURE":
+            self.done += 1
+            print(f"[{self.done}/{self.total}] {step} FAILED", flush=True)
+        elif kind == "ASSET_CHECK_EVALUATION":
+            data = event.event_specific_data
+            if not data.passed:
+                print(f"    check {data.asset_check_key.name} on {step}: failed", flush=True)
+
+
+def run_materialize(settings: Settings, select: str, start: str, end: str) -> bool:
+    """Materialize `select` for the partitions start..end in one run recorded in DAGSTER_HOME; True on success."""
+    import dagster as dg
+
+    from ptdata.definitions import build_definitions
+
+    _prepare_dagster_home(settings)
+    defs = build_definitions(settings)
+    job = defs.resolve_implicit_global_asset_job_def()
+    selection = dg.AssetSelection.from_string(select) if select != "*" else dg.AssetSelection.all()
+    keys = selection.resolve(defs.resolve_asset_graph())
+    if not keys:
+        raise SystemExit(f"ptdata: --select {select!r} matches no asset")
+    tags = (
+        {"dagster/partition": start}
+        if start == end
+        else {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
+    )
+    progress = _Progress(total=len(keys))
+    dagster_logger = logging.getLogger("dagster")
+    dagster_logger.addHandler(progress)
+    try:
+        with dg.DagsterInstance.get() as instance:
+            result = job.execute_in_process(
+                instance=instance,
+                asset_selection=list(keys),
+                tags=tags,
+                raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+            )
+    finally:
+        dagster_logger.removeHandler(progress)
+    if not result.success:
+        for ev in result.get_step_failure_events():
+            err = ev.step_failure_data.error
+            print(f"ptdata: {ev.step_key} failed: {err.message.strip() if err else 'unknown error'}", file=sys.stderr)
+        print(f"ptdata: run {result.run_id} failed (see it in the UI: dagster dev)", file=sys.stderr)
+    return result.success
+
+
+def cmd_materialize(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    start, end = _dates(args)
+    for d in (start, end):
+        try:
+            dt.date.fromisoformat(d)
+        except ValueError:
+            raise SystemExit(f"ptdata: {d!r} is not a date YYYY-MM-DD") from None
+    print(f"materializing {args.select} for {start}" + (f" .. {end}" if end != start else ""))
+    return 0 if run_materialize(settings, args.select, start, end) else 1
+
+
+def cmd_validate_config(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    path = Path(args.path) if args.path else settings.config_path
+    try:
+        cfg = load_config(path, settings.env())
+    except ConfigError as e:
+        print(f"ptdata: invalid config {e}", file=sys.stderr)
+        return 2
+    p = cfg.pipeline
+    print(f"{cfg.path}: valid")
+    print(f"  start_date {p.start_date}; {len(p.sources)} sources; {len(p.eval_sets)} eval sets")
+    for s in p.sources:
+        shape = s.shape if isinstance(s.shape, str) else "field map"
+        print(f"  - {s.name:<20} {s.regime:<10} {s.kind:<5} shape={shape:<15} license={s.license}")
+    return 0
+
+
+def print_bronze_summary(settings: Settings, dates: Sequence[dt.date]) -> None:
+    """Rows in, rows out and rejections by reason, per regime, read back from the lake."""
+    import duckdb
+
+    lake = settings.lake
+    days = [d.isoformat() for d in dates]
+    con = duckdb.connect()
+    print("\nbronze (rows in = bronze + quarantined):")
+    for regime in REGIMES:
+        n = con.execute(
+            f"select count(*) from read_parquet('{lake}/bronze/bronze_{regime}/**/*.parquet', hive_partitioning=true)"
+            " where cast(date as varchar) in (select unnest(?))",
+            [days],
+        ).fetchone()[0]
+        q = con.execute(
+            f"select reason, count(*) from read_parquet('{lake}/bronze/bronze_quarantine/**/*.parquet',"
+            " hive_partitioning=true) where regime = ? and cast(date as varchar) in (select unnest(?))"
+            " group by reason order by 2 desc, 1",
+            [regime, days],
+        ).fetchall()
+        quarantined = sum(c for _, c in q)
+        reasons = ", ".join(f"{r} {c}" for r, c in q) or "none"
+        print(f"  {regime:<11} in {n + quarantined:>6}  out {n:>6}  quarantined {quarantined:>4}: {reasons}")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ptdata.demo.generate import DEMO_DAYS, write_demo_landing
+
+    env = Settings.from_env()
+    # the demo always runs the bundled demo config, whatever PTDATA_CONFIG says
+    settings = Settings(home=env.home, config_path=BUNDLED_DEMO_CONFIG, lake=env.lake, engine=env.engine)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    counts = write_demo_landing(settings.home)
+    records = sum(sum(days.values()) for days in counts.values())
+    print(f"demo landing zone: {records} input records from {len(counts)} sources under {settings.landing}")
+    start, end = DEMO_DAYS[0].isoformat(), DEMO_DAYS[-1].isoformat()
+    print(f"materializing every asset for {start} .. {end}")
+    if not run_materialize(settings, "*", start, end):
+        return 1
+    print_bronze_summary(settings, DEMO_DAYS)
+    print(f"\nlake: {settings.lake}   dagster runs: {settings.dagster_home}   ({time.perf_counter() - t0:.0f}s)")
+    print("browse the assets and runs: DAGSTER_HOME=" + str(settings.dagster_home) + " dagster dev")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ptdata",
+        description="Post-training data pipeline. Environment: PTDATA_HOME (default ./.ptdata), PTDATA_CONFIG, "
+        "PTDATA_LAKE, DAGSTER_HOME (default $PTDATA_HOME/dagster).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = sub.add_parser("demo", help="write the bundled demo landing data and materialize every asset for its days")
+    demo.set_defaults(func=cmd_demo)
+    mat = sub.add_parser("materialize", help="materialize assets for one partition or a range, in one recorded run")
+    mat.add_argument("--select", default="*", help="Dagster asset selection (default: every asset)")
+    mat.add_argument("--partition", help="one date, YYYY-MM-DD")
+    mat.add_argument("--from", dest="from_", help="first date of a range")
+    mat.add_argument("--to", help="last date of a range (inclusive)")
+    mat.set_defaults(func=cmd_materialize)
+    val = sub.add_parser("validate-config", help="check a config file and print what it defines")
+    val.add_argument("path", nargs="?", help="config file (default: PTDATA_CONFIG, else $PTDATA_HOME/ptdata.yaml)")
+    val.set_defaults(func=cmd_validate_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as e:
+        print(f"ptdata: invalid config {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
