@@ -67,32 +67,15 @@ def run_materialize(settings: Settings, select: str, start: str, end: str) -> bo
     """Materialize `select` for the partitions start..end in one run recorded in DAGSTER_HOME; True on success."""
     import dagster as dg
 
-    from ptdata.definitions import build_definitions
+    from ptdata.runs import execute, selected_keys
 
     _prepare_dagster_home(settings)
-    defs = build_definitions(settings)
-    job = defs.resolve_implicit_global_asset_job_def()
-    selection = dg.AssetSelection.from_string(select) if select != "*" else dg.AssetSelection.all()
-    keys = selection.resolve(defs.resolve_asset_graph())
-    if not keys:
-        raise SystemExit(f"ptdata: --select {select!r} matches no asset")
-    tags = (
-        {"dagster/partition": start}
-        if start == end
-        else {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
-    )
-    progress = _Progress(total=len(keys))
+    progress = _Progress(total=len(selected_keys(settings, select)))
     dagster_logger = logging.getLogger("dagster")
     dagster_logger.addHandler(progress)
     try:
         with dg.DagsterInstance.get() as instance:
-            result = job.execute_in_process(
-                instance=instance,
-                asset_selection=list(keys),
-                tags=tags,
-                raise_on_error=False,
-                run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
-            )
+            result = execute(settings, select, start, end, instance, quiet=True)
     finally:
         dagster_logger.removeHandler(progress)
     if not result.success:

@@ -1,22 +1,5 @@
-"""The ptdata code location: every asset, check and resource, built from the environment's config."""
+"""The ptdata code location (workspace.yaml, `dagster ... -m ptdata.definitions`), built from the environment."""
 
-from __future__ import annotations
-
-import dagster as dg
-
-from ptdata.assets.bronze import bronze_asset, bronze_quarantine_asset
-from ptdata.assets.common import daily_partitions
-from ptdata.config import REGIMES, Settings
-from ptdata.resources import PtdataResource
-
-
-def build_definitions(settings: Settings | None = None) -> dg.Definitions:
-    """Definitions for one ptdata home; tests call this with a temporary one."""
-    settings = settings or Settings.from_env()
-    cfg = settings.load_config()
-    partitions = daily_partitions(cfg.pipeline.start_date)
-    assets = [bronze_asset(r, partitions, cfg) for r in REGIMES] + [bronze_quarantine_asset(partitions)]
-    return dg.Definitions(assets=assets, resources={"ptdata": PtdataResource.from_settings(settings)})
-
+from ptdata.location import build_definitions
 
 defs = build_definitions()

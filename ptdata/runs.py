@@ -1,0 +1,40 @@
+"""Running assets for a partition or a range in one Dagster run; shared by the CLI and the tests."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from ptdata.config import Settings
+from ptdata.location import build_definitions
+
+
+def partition_tags(start: str, end: str) -> dict[str, str]:
+    """The run tags Dagster's own CLI sets: one partition, or a range for single-run backfills."""
+    if start == end:
+        return {"dagster/partition": start}
+    return {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
+
+
+def selected_keys(settings: Settings, select: str, defs: dg.Definitions | None = None) -> set[dg.AssetKey]:
+    defs = defs or build_definitions(settings)
+    selection = dg.AssetSelection.all() if select == "*" else dg.AssetSelection.from_string(select)
+    keys = selection.resolve(defs.resolve_asset_graph())
+    if not keys:
+        raise ValueError(f"the selection {select!r} matches no asset")
+    return keys
+
+
+def execute(
+    settings: Settings, select: str, start: str, end: str, instance: dg.DagsterInstance, quiet: bool = False
+) -> dg.ExecuteInProcessResult:
+    """One run over the selected assets and partitions, recorded in `instance`; failures are in the result."""
+    defs = build_definitions(settings)
+    job = defs.resolve_implicit_global_asset_job_def()
+    run_config = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}} if quiet else None
+    return job.execute_in_process(
+        instance=instance,
+        asset_selection=list(selected_keys(settings, select, defs)),
+        tags=partition_tags(start, end),
+        raise_on_error=False,
+        run_config=run_config,
+    )
