@@ -23,7 +23,10 @@ CONFIG = {
 
 
 def chat(i: int, text: str = "hello") -> dict:
-    return {"id": f"c{i}", "messages": [{"role": "user", "content": f"{text} {i}"}, {"role": "assistant", "content": "hi"}]}
+    return {
+        "id": f"c{i}",
+        "messages": [{"role": "user", "content": f"{text} {i}"}, {"role": "assistant", "content": "hi"}],
+    }
 
 
 def jl(obj) -> bytes:
@@ -45,7 +48,9 @@ def write_hostile_landing(settings) -> dict[str, str]:
         b'{"messages": [{"role": "user", "content": "caf\xe9 \xff"}]}\n',
         b"\n",
         jl(chat(2, "Zürich 東京 🚀")),
-        jl({"messages": [{"role": "user", "content": "x" * (6 * 1024 * 1024)}, {"role": "assistant", "content": "ok"}]}),
+        jl(
+            {"messages": [{"role": "user", "content": "x" * (6 * 1024 * 1024)}, {"role": "assistant", "content": "ok"}]}
+        ),
         jl(chat(3)),
     ]
     (d / "export.jsonl").write_bytes(b"".join(lines))
@@ -66,7 +71,9 @@ def write_hostile_landing(settings) -> dict[str, str]:
     (d / "cut.jsonl.gz").write_bytes(full[: len(full) // 2])
     expected["cut.jsonl.gz"] = "truncated_file"
     p = landing(settings, "pairs", D)
-    (p / "pairs.json").write_text(json.dumps({"data": [{"prompt": "q", "chosen": "a", "rejected": "b"}, {"prompt": "q"}]}))
+    (p / "pairs.json").write_text(
+        json.dumps({"data": [{"prompt": "q", "chosen": "a", "rejected": "b"}, {"prompt": "q"}]})
+    )
     expected["pairs.json#1"] = "unknown_shape"
     t = landing(settings, "docs", D)
     (t / "a.txt").write_text("A plain document.\n")
@@ -74,7 +81,9 @@ def write_hostile_landing(settings) -> dict[str, str]:
 
 
 def table(settings, name: str):
-    return duckdb.sql(f"select * from read_parquet('{settings.lake}/bronze/{name}/**/*.parquet', hive_partitioning=true)")
+    return duckdb.sql(
+        f"select * from read_parquet('{settings.lake}/bronze/{name}/**/*.parquet', hive_partitioning=true)"
+    )
 
 
 def test_hostile_landing_zone_every_record_accounted(make_home, instance):
@@ -92,7 +101,9 @@ def test_hostile_landing_zone_every_record_accounted(make_home, instance):
     assert {u: quarantine[u] for u in expected} == expected
     assert all(quarantine[u] == "invalid_json" for u in truncated_lines)  # at most the cut line
     gz_ok = {u for u in sft if u.startswith("cut.jsonl.gz:")}
-    assert len(gz_ok) > 100 and len(gz_ok) + len(truncated_lines) == max(int(u.split(":")[1]) for u in gz_ok | truncated_lines)
+    assert len(gz_ok) > 100 and len(gz_ok) + len(truncated_lines) == max(
+        int(u.split(":")[1]) for u in gz_ok | truncated_lines
+    )
     assert set(sft).isdisjoint(quarantine)
     # accounting: every non-blank input line of the readable files is in exactly one table
     assert len([u for u in list(sft) + list(quarantine) if u.startswith("export.jsonl:")]) == 12
@@ -111,7 +122,9 @@ def test_hostile_landing_zone_every_record_accounted(make_home, instance):
 
 def _files(settings) -> dict[str, bytes]:
     lake = Path(settings.lake)
-    return {str(p.relative_to(lake)): p.read_bytes() for p in sorted(lake.rglob("*.parquet")) if "_staging" not in p.parts}
+    return {
+        str(p.relative_to(lake)): p.read_bytes() for p in sorted(lake.rglob("*.parquet")) if "_staging" not in p.parts
+    }
 
 
 def test_rematerializing_gives_byte_identical_parquet(make_home, instance):

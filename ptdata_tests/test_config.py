@@ -63,7 +63,13 @@ def test_env_interpolation_and_missing_variable(tmp_path):
     data = {
         **BASE,
         "sources": [
-            {"name": "api", "regime": "sft", "kind": "http", "url": "http://x/${HOST:-default}", "headers": {"A": "${TOKEN}"}}
+            {
+                "name": "api",
+                "regime": "sft",
+                "kind": "http",
+                "url": "http://x/${HOST:-default}",
+                "headers": {"A": "${TOKEN}"},
+            }
         ],
     }
     cfg = _parse(data, tmp_path, {"TOKEN": "s3cret"}).pipeline
@@ -82,7 +88,10 @@ def test_missing_eval_file_and_relative_paths(tmp_path):
 
 
 def test_sql_query_must_bind_window(tmp_path):
-    data = {**BASE, "sources": [{"name": "db", "regime": "rlvr", "kind": "sql", "uri": "sqlite:///x.db", "query": "select 1"}]}
+    data = {
+        **BASE,
+        "sources": [{"name": "db", "regime": "rlvr", "kind": "sql", "uri": "sqlite:///x.db", "query": "select 1"}],
+    }
     with pytest.raises(ConfigError, match=r"sources\[0\]\.query.*:start and :end"):
         _parse(data, tmp_path)
 

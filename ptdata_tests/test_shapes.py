@@ -17,7 +17,13 @@ def test_openai_messages_with_parts_tool_calls_and_meta():
         "messages": [
             m("system", "be brief"),
             m("user", [{"type": "text", "text": "weather in "}, {"type": "text", "text": "Zürich?"}]),
-            {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "wx", "arguments": '{"city": "Zürich"}'}}]},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "wx", "arguments": '{"city": "Zürich"}'}}
+                ],
+            },
             {"role": "tool", "tool_call_id": "c1", "content": "3°C"},
             m("assistant", "It is 3°C."),
         ],
@@ -73,7 +79,12 @@ def test_rlvr_defaults_verifier_and_serializes_args():
     cols, _, meta = to_canonical({"question": "1+1?", "answer": 2, "level": 1}, "rlvr", default_verifier="math")
     assert cols["answer"] == "2" and cols["verifier"] == "math" and cols["verifier_args"] == "{}"
     assert meta == {"level": 1}
-    rec = {"prompt": [m(U, "f?")], "solution": "def f(): pass", "verifier": "code_tests", "verifier_args": {"b": 1, "a": [2]}}
+    rec = {
+        "prompt": [m(U, "f?")],
+        "solution": "def f(): pass",
+        "verifier": "code_tests",
+        "verifier_args": {"b": 1, "a": [2]},
+    }
     cols, _, _ = to_canonical(rec, "rlvr")
     assert orjson.loads(cols["verifier_args"]) == {"a": [2], "b": 1}
     with pytest.raises(ShapeError, match="verifier"):

@@ -45,7 +45,14 @@ def test_gzip_zstd_and_sniffed_formats(landing):
     (landing / "c.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(line(CHAT) * 3))
     (landing / "d.dat").write_bytes(line(CHAT))  # no known extension: sniffed as JSON lines
     recs, _ = read(landing)
-    assert [r.source_uri for r in recs] == ["b.jsonl.gz:1", "b.jsonl.gz:2", "c.jsonl.zst:1", "c.jsonl.zst:2", "c.jsonl.zst:3", "d.dat:1"]
+    assert [r.source_uri for r in recs] == [
+        "b.jsonl.gz:1",
+        "b.jsonl.gz:2",
+        "c.jsonl.zst:1",
+        "c.jsonl.zst:2",
+        "c.jsonl.zst:3",
+        "d.dat:1",
+    ]
 
 
 def test_truncated_gzip_keeps_records_before_the_break(landing):

@@ -4,7 +4,6 @@ only when every blocking audit passed; otherwise it records the failed checks an
 published partitions as they were.
 """
 
-
 import datetime as dt
 from collections import Counter
 
