@@ -93,7 +93,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         try:
             dt.date.fromisoformat(d)
         except ValueError:
-            raise SystemExit(f"ptdata: {d!r} is not a date YYYY-MM-DD") from None
+            raise ValueError(f"{d!r} is not a date YYYY-MM-DD") from None
     print(f"materializing {args.select} for {start}" + (f" .. {end}" if end != start else ""))
     return 0 if run_materialize(settings, args.select, start, end) else 1
 
@@ -151,6 +151,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     counts = write_demo_landing(settings.home)
     records = sum(sum(days.values()) for days in counts.values())
     print(f"demo landing zone: {records} input records from {len(counts)} sources under {settings.landing}")
+    if args.landing_only:
+        return 0
     start, end = DEMO_DAYS[0].isoformat(), DEMO_DAYS[-1].isoformat()
     print(f"materializing every asset for {start} .. {end}")
     if not run_materialize(settings, "*", start, end):
@@ -169,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = sub.add_parser("demo", help="write the bundled demo landing data and materialize every asset for its days")
+    demo.add_argument("--landing-only", action="store_true", help="write the demo landing data, materialize nothing")
     demo.set_defaults(func=cmd_demo)
     mat = sub.add_parser("materialize", help="materialize assets for one partition or a range, in one recorded run")
     mat.add_argument("--select", default="*", help="Dagster asset selection (default: every asset)")
@@ -188,6 +191,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except ConfigError as e:
         print(f"ptdata: invalid config {e}", file=sys.stderr)
+        return 2
+    except ValueError as e:  # a selection that matches nothing, a date that is not one
+        print(f"ptdata: {e}", file=sys.stderr)
         return 2
 
 

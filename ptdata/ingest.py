@@ -12,16 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ptdata.config import LoadedConfig
 from ptdata.lake import Lake, TablePartition
 from ptdata.sources import SourceContext, read_source
 from ptdata.tables import QUARANTINE_SCHEMA, bronze_schema
 from ptdata.transforms.bronze import BronzeBatcher, SourceStats, bronze_batches
-
-# fixed writer options: byte-identical output for identical input
-PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "use_dictionary": True, "write_statistics": True}
 
 
 @dataclass
@@ -51,7 +47,7 @@ class StagedBronze:
 
 
 def write_parquet(lake: Lake, path: str, schema: pa.Schema, batches) -> None:  # noqa: ANN001 - iterable of batches
-    with lake.open_write(path) as f, pq.ParquetWriter(f, schema, **PARQUET_OPTIONS) as w:
+    with lake.parquet_writer(path, schema) as w:
         wrote = False
         for b in batches:
             if b is not None and b.num_rows:
@@ -76,8 +72,7 @@ def stage_bronze(cfg: LoadedConfig, lake: Lake, landing: Path, regime: str, date
         stats={},
     )
     batcher = BronzeBatcher(regime, date, cfg.pipeline.bronze.batch_rows)
-    q_fs = lake.open_write(staged.quarantine_staged)
-    q_writer = pq.ParquetWriter(q_fs, QUARANTINE_SCHEMA, **PARQUET_OPTIONS)
+    q_writer = lake.parquet_writer(staged.quarantine_staged, QUARANTINE_SCHEMA)
     quarantined_any = False
 
     def bronze_stream():  # noqa: ANN202 - a generator of batches
@@ -104,6 +99,5 @@ def stage_bronze(cfg: LoadedConfig, lake: Lake, landing: Path, regime: str, date
             q_writer.write_table(QUARANTINE_SCHEMA.empty_table())
     finally:
         q_writer.close()
-        q_fs.close()
     staged.seconds = time.perf_counter() - t0
     return staged

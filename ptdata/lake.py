@@ -14,9 +14,14 @@ import os
 from dataclasses import dataclass
 
 import fsspec
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 PART_FILE = "part-0.parquet"
+# fixed writer options: byte-identical output for identical input
+PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "use_dictionary": True, "write_statistics": True}
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,9 @@ class Lake:
         self.root = path.rstrip("/")
         self.url = root.rstrip("/")
         self.local = isinstance(self.fs, LocalFileSystem)
+        # Arrow's own filesystem objects, not Python file handles: pyarrow's reader threads on a Python file
+        # object abort the interpreter at exit ("terminate called without an active exception")
+        self.arrow_fs = pafs.LocalFileSystem() if self.local else pafs.PyFileSystem(pafs.FSSpecHandler(self.fs))
 
     def path(self, part: TablePartition) -> str:
         return f"{self.root}/{part.relpath}/{PART_FILE}"
@@ -56,12 +64,18 @@ class Lake:
     def exists(self, part: TablePartition) -> bool:
         return self.fs.exists(self.path(part))
 
-    def open_write(self, path: str):  # noqa: ANN201 - an fsspec file object
-        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        return self.fs.open(path, "wb")
-
     def open_read(self, path: str):  # noqa: ANN201 - an fsspec file object
         return self.fs.open(path, "rb")
+
+    def parquet_writer(self, path: str, schema: pa.Schema) -> pq.ParquetWriter:
+        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        return pq.ParquetWriter(path, schema, filesystem=self.arrow_fs, **PARQUET_OPTIONS)
+
+    def parquet_file(self, path: str) -> pq.ParquetFile:
+        return pq.ParquetFile(path, filesystem=self.arrow_fs)
+
+    def read_table(self, path: str, columns: list[str] | None = None) -> pa.Table:
+        return pq.read_table(path, columns=columns, filesystem=self.arrow_fs)
 
     def publish(self, staged: str, part: TablePartition) -> str:
         """Replace the live partition by the staged file, atomically; returns the live path."""

@@ -8,17 +8,9 @@ import datetime as dt
 from collections import Counter
 
 import dagster as dg
-import pyarrow.parquet as pq
 
 from ptdata.assets.common import SINGLE_RUN, check_result, column_schema, combined_version, partition_dates
-from ptdata.checks.bronze import (
-    QUARANTINE_PANDERA,
-    Outcome,
-    accounting,
-    bronze_pandera_schema,
-    quarantine_rate,
-    validate_file,
-)
+from ptdata.checks.bronze import QUARANTINE_PANDERA, Outcome, audit_staged, validate_file
 from ptdata.config import REGIMES, LoadedConfig, stable_hash
 from ptdata.ingest import StagedBronze, stage_bronze
 from ptdata.lake import Lake, TablePartition
@@ -27,19 +19,6 @@ from ptdata.tables import QUARANTINE_SCHEMA, bronze_schema
 
 # bump when the bronze code changes what it writes; the config part is added per asset
 BRONZE_CODE_VERSION = "1"
-
-
-def _audit(lake: Lake, cfg: LoadedConfig, st: StagedBronze) -> dict[str, Outcome]:
-    sources = [s.name for s in cfg.pipeline.sources_of(st.regime)]
-    schema = validate_file(lake, st.bronze_staged, bronze_pandera_schema(st.regime, sources, st.date))
-    q_schema = validate_file(lake, st.quarantine_staged, QUARANTINE_PANDERA)
-    if not q_schema.passed:
-        schema = Outcome("schema", False, {**schema.metadata, "quarantine": q_schema.metadata}, q_schema.description)
-    return {
-        "schema": schema,
-        "accounting": accounting(lake, st),
-        "quarantine_rate": quarantine_rate(st, cfg.pipeline.bronze.max_quarantine_rate),
-    }
 
 
 def _metadata(staged: list[StagedBronze], versions: dict[str, str], lake: Lake, table: str) -> dict:
@@ -99,7 +78,7 @@ def bronze_asset(regime: str, partitions: dg.PartitionsDefinition, cfg: LoadedCo
         for date in partition_dates(context):
             st = stage_bronze(cfg, lake, ptdata.landing, regime, date, context.run_id)
             staged.append(st)
-            audits.append((date, _audit(lake, cfg, st)))
+            audits.append((date, audit_staged(lake, cfg, st)))
             context.log.info(
                 f"{name} {date}: {st.records} records, {st.bronze_rows} bronze, {st.quarantined} quarantined"
             )
@@ -172,8 +151,7 @@ def bronze_quarantine_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDef
                 problems += out.metadata["failures"]
                 rows += out.metadata["rows"]
                 versions[f"{date}/{regime}"] = lake.data_version(lake.path(part))
-                with lake.open_read(lake.path(part)) as f:
-                    t = pq.read_table(f, columns=["reason", "source"])
+                t = lake.read_table(lake.path(part), columns=["reason", "source"])
                 by_reason.update(t.column("reason").to_pylist())
                 by_source.update(t.column("source").to_pylist())
                 by_regime[regime] += t.num_rows

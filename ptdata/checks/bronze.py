@@ -8,11 +8,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import duckdb
 import pandera.polars as pa
 import polars as pl
-import pyarrow.parquet as pq
 from pandera.api.polars.types import PolarsData
 
+from ptdata.config import LoadedConfig
 from ptdata.ingest import StagedBronze
 from ptdata.lake import Lake
 
@@ -92,29 +93,34 @@ QUARANTINE_PANDERA = pa.DataFrameSchema(
 )
 
 
+def duplicate_ids(lake: Lake, path: str) -> int:
+    """How many record_id values repeat in a Parquet file; DuckDB spills to disk, so memory stays bounded."""
+    con = duckdb.connect()
+    con.execute("SET memory_limit = '512MB'")
+    if not lake.local:
+        con.register_filesystem(lake.fs)
+    n = con.sql(f"select count(*) - count(distinct record_id) from read_parquet('{path}')").fetchone()
+    con.close()
+    return int(n[0])
+
+
 def validate_file(lake: Lake, path: str, schema: pa.DataFrameSchema, max_failures: int = 5) -> Outcome:
-    """Validate a Parquet file row group by row group (bounded memory), plus record_id uniqueness."""
+    """Validate a Parquet file with pandera row group by row group (bounded memory), and record_id uniqueness."""
     failures: list[str] = []
     rows = 0
-    ids: set[str] = set()
-    dup_ids = 0
-    with lake.open_read(path) as f:
-        pf = pq.ParquetFile(f)
-        for i in range(pf.num_row_groups):
-            frame = pl.from_arrow(pf.read_row_group(i))
-            rows += frame.height
-            try:
-                schema.validate(frame, lazy=True)
-            except (pa.errors.SchemaErrors, pa.errors.SchemaError) as e:
-                failures.append(
-                    str(e).strip().splitlines()[0][:300] if isinstance(e, pa.errors.SchemaError) else _summary(e)
-                )
-            for rid in frame["record_id"].to_list():
-                if rid in ids:
-                    dup_ids += 1
-                ids.add(rid)
-            if len(failures) >= max_failures:
-                break
+    pf = lake.parquet_file(path)
+    for i in range(pf.num_row_groups):
+        frame = pl.from_arrow(pf.read_row_group(i))
+        rows += frame.height
+        try:
+            schema.validate(frame, lazy=True)
+        except (pa.errors.SchemaErrors, pa.errors.SchemaError) as e:
+            failures.append(
+                str(e).strip().splitlines()[0][:300] if isinstance(e, pa.errors.SchemaError) else _summary(e)
+            )
+        if len(failures) >= max_failures:
+            break
+    dup_ids = duplicate_ids(lake, path)
     if dup_ids:
         failures.append(f"{dup_ids} duplicate record_id values")
     meta = {"rows": rows, "failures": failures[:max_failures]}
@@ -131,8 +137,7 @@ def _summary(e: Exception) -> str:
 
 
 def source_counts(lake: Lake, path: str) -> Counter[str]:
-    with lake.open_read(path) as f:
-        table = pq.read_table(f, columns=["source"])
+    table = lake.read_table(path, columns=["source"])
     return Counter(table.column("source").to_pylist())
 
 
@@ -159,3 +164,17 @@ def quarantine_rate(staged: StagedBronze, bound: float) -> Outcome:
     ok = rate <= bound
     desc = "" if ok else f"{staged.date}: {rate:.1%} of records quarantined, above the bound {bound:.1%}"
     return Outcome("quarantine_rate", ok, {"rate": round(rate, 6), "bound": bound}, desc)
+
+
+def audit_staged(lake: Lake, cfg: LoadedConfig, st: StagedBronze) -> dict[str, Outcome]:
+    """Every bronze audit of one staged partition, by check name."""
+    sources = [s.name for s in cfg.pipeline.sources_of(st.regime)]
+    schema = validate_file(lake, st.bronze_staged, bronze_pandera_schema(st.regime, sources, st.date))
+    q_schema = validate_file(lake, st.quarantine_staged, QUARANTINE_PANDERA)
+    if not q_schema.passed:
+        schema = Outcome("schema", False, {**schema.metadata, "quarantine": q_schema.metadata}, q_schema.description)
+    return {
+        "schema": schema,
+        "accounting": accounting(lake, st),
+        "quarantine_rate": quarantine_rate(st, cfg.pipeline.bronze.max_quarantine_rate),
+    }

@@ -203,18 +203,21 @@ def _jsonish(v: Any) -> Any:
 def read_parquet(path: Path, rel: str, ctx: SourceContext) -> Iterator[RawRecord]:
     row = 0
     try:
-        with open_decompressed(path) as f:
-            pf = pq.ParquetFile(f)
-            for batch in pf.iter_batches(batch_size=1024):
-                for rec in batch.to_pylist():
-                    rec = {k: _jsonish(v) for k, v in rec.items()}
-                    raw = orjson.dumps(rec, default=str)
-                    uri = f"{rel}#{row}"
-                    row += 1
-                    if len(raw) > ctx.max_record_bytes:
-                        yield error_record(uri, "too_large", f"row of {len(raw)} bytes", raw[:4096])
-                    else:
-                        yield RawRecord(source_uri=uri, payload=rec, raw=raw, nbytes=len(raw))
+        if _compression(path) is None:
+            pf = pq.ParquetFile(str(path))
+        else:  # Parquet needs random access: a compressed file is read into memory whole
+            with open_decompressed(path) as f:
+                pf = pq.ParquetFile(pa.BufferReader(f.read()))
+        for batch in pf.iter_batches(batch_size=1024):
+            for rec in batch.to_pylist():
+                rec = {k: _jsonish(v) for k, v in rec.items()}
+                raw = orjson.dumps(rec, default=str)
+                uri = f"{rel}#{row}"
+                row += 1
+                if len(raw) > ctx.max_record_bytes:
+                    yield error_record(uri, "too_large", f"row of {len(raw)} bytes", raw[:4096])
+                else:
+                    yield RawRecord(source_uri=uri, payload=rec, raw=raw, nbytes=len(raw))
     except (pa.ArrowException, *_BROKEN_STREAM) as e:
         yield error_record(rel, "unreadable_file", f"parquet after row {row}: {e}")
 
