@@ -71,13 +71,8 @@ def run_materialize(settings: Settings, select: str, start: str, end: str) -> bo
 
     _prepare_dagster_home(settings)
     progress = _Progress(total=len(selected_keys(settings, select)))
-    dagster_logger = logging.getLogger("dagster")
-    dagster_logger.addHandler(progress)
-    try:
-        with dg.DagsterInstance.get() as instance:
-            result = execute(settings, select, start, end, instance, quiet=True)
-    finally:
-        dagster_logger.removeHandler(progress)
+    with dg.DagsterInstance.get() as instance:
+        result = execute(settings, select, start, end, instance, logger=progress)
     if not result.success:
         for ev in result.get_step_failure_events():
             err = ev.step_failure_data.error

@@ -57,7 +57,9 @@ def write_parquet(lake: Lake, path: str, schema: pa.Schema, batches) -> None:  #
             w.write_table(schema.empty_table())
 
 
-def stage_bronze(cfg: LoadedConfig, lake: Lake, landing: Path, regime: str, date: dt.date, run_id: str) -> StagedBronze:
+def stage_bronze(
+    cfg: LoadedConfig, lake: Lake, landing: Path, regime: str, date: dt.date, stage_id: str
+) -> StagedBronze:
     """Read all sources of `regime` for `date` into staged bronze and quarantine files."""
     t0 = time.perf_counter()
     bronze = TablePartition("bronze", f"bronze_{regime}", date)
@@ -67,8 +69,8 @@ def stage_bronze(cfg: LoadedConfig, lake: Lake, landing: Path, regime: str, date
         date=date,
         bronze=bronze,
         quarantine=quarantine,
-        bronze_staged=lake.staged_path(bronze, run_id),
-        quarantine_staged=lake.staged_path(quarantine, run_id),
+        bronze_staged=lake.staged_path(bronze, stage_id),
+        quarantine_staged=lake.staged_path(quarantine, stage_id),
         stats={},
     )
     batcher = BronzeBatcher(regime, date, cfg.pipeline.bronze.batch_rows)

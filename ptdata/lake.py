@@ -3,7 +3,7 @@
 A partition of a table is one file, `<lake>/<layer>/<table>/date=D[/regime=R]/part-0.parquet`. It is written
 to `<lake>/_staging/<run>/...`, audited there, and published by replacing the one live file: a rename on a
 local disk (atomic), a single-object PUT on an object store (atomic per object). So a reader sees the old
-file or the new one, never a mix. A failed audit leaves the staged file for inspection.
+file or the new one, never a mix. A failed audit leaves the staged file for inspection; a published one leaves no empty folders behind.
 """
 
 from __future__ import annotations
@@ -54,8 +54,10 @@ class Lake:
     def path(self, part: TablePartition) -> str:
         return f"{self.root}/{part.relpath}/{PART_FILE}"
 
-    def staged_path(self, part: TablePartition, run_id: str) -> str:
-        return f"{self.root}/_staging/{run_id}/{part.relpath}/{PART_FILE}"
+    def staged_path(self, part: TablePartition, stage_id: str) -> str:
+        """Where a writer stages a partition. `stage_id` names the writer (run and asset): writers that run at
+        once never share a staging folder, so one cleaning up cannot pull a folder from under another."""
+        return f"{self.root}/_staging/{stage_id}/{part.relpath}/{PART_FILE}"
 
     def table_glob(self, layer: str, table: str) -> str:
         """What DuckDB's read_parquet(..., hive_partitioning=true) takes to read the whole table."""

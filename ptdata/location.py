@@ -10,10 +10,14 @@ from ptdata.config import REGIMES, Settings
 from ptdata.resources import PtdataResource
 
 
-def build_definitions(settings: Settings | None = None) -> dg.Definitions:
-    """Definitions for one ptdata home; tests call this with a temporary one."""
+def build_definitions(
+    settings: Settings | None = None, loggers: dict[str, dg.LoggerDefinition] | None = None
+) -> dg.Definitions:
+    """Definitions for one ptdata home; tests call this with a temporary one, the CLI with its progress logger."""
     settings = settings or Settings.from_env()
     cfg = settings.load_config()
     partitions = daily_partitions(cfg.pipeline.start_date)
     assets = [bronze_asset(r, partitions, cfg) for r in REGIMES] + [bronze_quarantine_asset(partitions)]
-    return dg.Definitions(assets=assets, resources={"ptdata": PtdataResource.from_settings(settings)})
+    return dg.Definitions(
+        assets=assets, resources={"ptdata": PtdataResource.from_settings(settings)}, loggers=loggers or {}
+    )

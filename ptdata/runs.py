@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import dagster as dg
 
 from ptdata.config import Settings
@@ -25,12 +27,21 @@ def selected_keys(settings: Settings, select: str, defs: dg.Definitions | None =
 
 
 def execute(
-    settings: Settings, select: str, start: str, end: str, instance: dg.DagsterInstance, quiet: bool = False
+    settings: Settings,
+    select: str,
+    start: str,
+    end: str,
+    instance: dg.DagsterInstance,
+    logger: logging.Handler | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """One run over the selected assets and partitions, recorded in `instance`; failures are in the result."""
-    defs = build_definitions(settings)
+    """One run over the selected assets and partitions, recorded in `instance`; failures are in the result.
+
+    With `logger`, the run's events go to that handler alone (the CLI's progress lines) instead of the console.
+    """
+    loggers = {"handler": _handler_logger(logger)} if logger else None
+    defs = build_definitions(settings, loggers)
     job = defs.resolve_implicit_global_asset_job_def()
-    run_config = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}} if quiet else None
+    run_config = {"loggers": {"handler": {}}} if logger else None
     return job.execute_in_process(
         instance=instance,
         asset_selection=list(selected_keys(settings, select, defs)),
@@ -38,3 +49,13 @@ def execute(
         raise_on_error=False,
         run_config=run_config,
     )
+
+
+def _handler_logger(handler: logging.Handler) -> dg.LoggerDefinition:
+    @dg.logger(description="sends the run's events to one logging handler")
+    def _logger(_init_context: dg.InitLoggerContext) -> logging.Logger:
+        log = logging.Logger("ptdata.run", level=logging.DEBUG)
+        log.addHandler(handler)
+        return log
+
+    return _logger

@@ -28,7 +28,7 @@ def instance():
 
 
 def run(settings: Settings, instance: dg.DagsterInstance, start: str, end: str | None = None, select: str = "*"):
-    return execute(settings, select, start, end or start, instance, quiet=True)
+    return execute(settings, select, start, end or start, instance)
 
 
 def landing(settings: Settings, source: str, date: str) -> Path:

@@ -76,7 +76,7 @@ def bronze_asset(regime: str, partitions: dg.PartitionsDefinition, cfg: LoadedCo
         lake = ptdata.lake()
         staged, audits = [], []
         for date in partition_dates(context):
-            st = stage_bronze(cfg, lake, ptdata.landing, regime, date, context.run_id)
+            st = stage_bronze(cfg, lake, ptdata.landing, regime, date, f"{context.run_id}-{name}")
             staged.append(st)
             audits.append((date, audit_staged(lake, cfg, st)))
             context.log.info(

@@ -1,0 +1,80 @@
+"""The commands a user types: `ptdata ...` in-process, and Dagster's own CLI in a subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+
+import yaml
+
+from ptdata.cli import main
+from ptdata_tests.conftest import landing
+
+CONFIG = {"start_date": "2026-11-01", "sources": [{"name": "chat", "regime": "sft", "kind": "files"}]}
+CHAT = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+
+
+def _home(tmp_path, monkeypatch, config=CONFIG):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "ptdata.yaml").write_text(yaml.safe_dump(config))
+    for var in ("PTDATA_CONFIG", "PTDATA_LAKE", "DAGSTER_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("PTDATA_HOME", str(home))
+    return home
+
+
+def test_help_lists_every_command(capsys):
+    try:
+        main(["--help"])
+    except SystemExit as e:
+        assert e.code == 0
+    out = capsys.readouterr().out
+    assert all(c in out for c in ("demo", "materialize", "validate-config"))
+
+
+def test_validate_config_prints_sources_or_errors(tmp_path, monkeypatch, capsys):
+    home = _home(tmp_path, monkeypatch)
+    assert main(["validate-config"]) == 0
+    assert "chat" in capsys.readouterr().out
+    bad = home / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"start_date": "2026-11-01", "sources": [{"name": "x", "regime": "rl", "kind": "files"}]}))
+    assert main(["validate-config", str(bad)]) == 2
+    assert "sources[0].regime" in capsys.readouterr().err
+
+
+def test_materialize_records_runs_in_dagster_home(tmp_path, monkeypatch, capsys):
+    import dagster as dg
+
+    home = _home(tmp_path, monkeypatch)
+    from ptdata.config import Settings
+
+    settings = Settings.from_env()
+    for day in ("2026-11-01", "2026-11-02"):
+        (landing(settings, "chat", day) / "a.jsonl").write_text(json.dumps(CHAT) + "\n")
+    assert main(["materialize", "--from", "2026-11-01", "--to", "2026-11-02"]) == 0
+    out = capsys.readouterr().out
+    assert "bronze_sft done" in out and "[5/5]" in out
+    assert (home / "lake" / "bronze" / "bronze_sft" / "date=2026-11-02" / "part-0.parquet").exists()
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        assert len(instance.get_run_records()) == 1
+    assert main(["materialize", "--select", "bronze_quarantine", "--partition", "2026-11-03"]) == 1
+    assert "no part for regime" in capsys.readouterr().err
+    assert main(["materialize", "--partition", "2026-13-01"]) == 2
+
+
+def test_dagster_cli_materialize_exit_codes(tmp_path):
+    home = tmp_path / "home"
+    (home / "landing" / "chat" / "2026-11-02").mkdir(parents=True)
+    (home / "landing" / "chat" / "2026-11-02" / "a.jsonl").write_text(json.dumps(CHAT) + "\n")
+    (home / "ptdata.yaml").write_text(yaml.safe_dump(CONFIG))
+    (home / "dagster").mkdir()
+    env = {**os.environ, "PTDATA_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")}
+    env.pop("PTDATA_CONFIG", None)
+    dagster = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "ptdata.definitions"]
+    ok = subprocess.run([*dagster, "--select", "*", "--partition", "2026-11-02"], env=env, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    failed = subprocess.run(
+        [*dagster, "--select", "bronze_quarantine", "--partition", "2026-11-03"], env=env, capture_output=True, text=True
+    )
+    assert failed.returncode != 0 and "no part for regime" in failed.stderr
