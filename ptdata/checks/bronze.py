@@ -4,6 +4,7 @@ reports each outcome as an AssetCheckResult and publishes only when every blocki
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,13 +95,18 @@ QUARANTINE_PANDERA = pa.DataFrameSchema(
 
 
 def duplicate_ids(lake: Lake, path: str) -> int:
-    """How many record_id values repeat in a Parquet file; DuckDB spills to disk, so memory stays bounded."""
-    con = duckdb.connect()
-    con.execute("SET memory_limit = '512MB'")
-    if not lake.local:
-        con.register_filesystem(lake.fs)
-    n = con.sql(f"select count(*) - count(distinct record_id) from read_parquet('{path}')").fetchone()
-    con.close()
+    """How many rows repeat a record_id of another row in a Parquet file.
+
+    A grouped aggregate under a memory limit, which DuckDB spills to disk: memory stays bounded whatever the
+    partition's size (a Python set of ids would grow with it)."""
+    with tempfile.TemporaryDirectory(prefix="ptdata-duckdb-") as spill, duckdb.connect() as con:
+        con.execute(f"SET memory_limit = '256MB'; SET temp_directory = '{spill}'; SET threads = 1")
+        if not lake.local:
+            con.register_filesystem(lake.fs)
+        n = con.sql(
+            f"select coalesce(sum(n - 1), 0) from (select count(*) as n from read_parquet('{path}') "
+            "group by record_id having count(*) > 1)"
+        ).fetchone()
     return int(n[0])
 
 
