@@ -38,7 +38,9 @@ def test_validate_config_prints_sources_or_errors(tmp_path, monkeypatch, capsys)
     assert main(["validate-config"]) == 0
     assert "chat" in capsys.readouterr().out
     bad = home / "bad.yaml"
-    bad.write_text(yaml.safe_dump({"start_date": "2026-11-01", "sources": [{"name": "x", "regime": "rl", "kind": "files"}]}))
+    bad.write_text(
+        yaml.safe_dump({"start_date": "2026-11-01", "sources": [{"name": "x", "regime": "rl", "kind": "files"}]})
+    )
     assert main(["validate-config", str(bad)]) == 2
     assert "sources[0].regime" in capsys.readouterr().err
 
@@ -72,9 +74,14 @@ def test_dagster_cli_materialize_exit_codes(tmp_path):
     env = {**os.environ, "PTDATA_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")}
     env.pop("PTDATA_CONFIG", None)
     dagster = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "ptdata.definitions"]
-    ok = subprocess.run([*dagster, "--select", "*", "--partition", "2026-11-02"], env=env, capture_output=True, text=True)
+    ok = subprocess.run(
+        [*dagster, "--select", "*", "--partition", "2026-11-02"], env=env, capture_output=True, text=True
+    )
     assert ok.returncode == 0, ok.stderr[-2000:]
     failed = subprocess.run(
-        [*dagster, "--select", "bronze_quarantine", "--partition", "2026-11-03"], env=env, capture_output=True, text=True
+        [*dagster, "--select", "bronze_quarantine", "--partition", "2026-11-03"],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert failed.returncode != 0 and "no part for regime" in failed.stderr
