@@ -1,6 +1,16 @@
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import dagster as dg
+import orjson
 import pytest
 import yaml
 
@@ -35,3 +45,65 @@ def landing(settings: Settings, source: str, date: str) -> Path:
     d = settings.landing / source / date
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+# A JSON API on 127.0.0.1 for the http source's tests and the end-to-end ones.
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: Any = None  # bytes are sent as they are, anything else as JSON
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+@dataclass
+class Api:
+    """The test server: `route` answers each request; `seen` keeps (path, query, headers) of every request."""
+
+    url: str
+    route: Callable[[str, dict[str, str]], Reply] = lambda path, query: Reply(404, {"error": "no route"})
+    seen: list[tuple[str, dict[str, str], dict[str, str]]] = field(default_factory=list)
+
+
+class ApiHandler(BaseHTTPRequestHandler):
+    server: ApiServer
+
+    def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
+        api = self.server.api
+        parts = urlsplit(self.path)
+        query = dict(parse_qsl(parts.query))
+        api.seen.append((parts.path, query, dict(self.headers)))
+        reply = api.route(parts.path, query)
+        time.sleep(reply.delay)
+        body = reply.body if isinstance(reply.body, bytes) else orjson.dumps(reply.body)
+        self.send_response(reply.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in reply.headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class ApiServer(ThreadingHTTPServer):
+    api: Api
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that timed out and hung up is expected here
+
+
+@pytest.fixture
+def api() -> Iterator[Api]:
+    server = ApiServer(("127.0.0.1", 0), ApiHandler)
+    server.api = Api(url=f"http://127.0.0.1:{server.server_address[1]}")
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield server.api
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)

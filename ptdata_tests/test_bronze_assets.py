@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from ptdata.transforms.bronze import BronzeBatcher
-from ptdata_tests.conftest import landing, run
+from ptdata_tests.conftest import Reply, landing, run
 
 D = "2026-11-02"
 CONFIG = {
@@ -210,3 +210,53 @@ def test_row_formats_end_to_end(make_home, instance, fmt):
     rows = table(settings, "bronze_sft").select("source_uri, messages").order("1").fetchall()
     assert [r[0] for r in rows] == [f"x.{fmt}#0", f"x.{fmt}#1"]
     assert rows[1][1][0]["content"] == "Count\n\n1 2" and rows[1][1][1]["content"] == "1, 2, 3"
+
+
+def test_http_and_sql_sources_end_to_end(make_home, instance, api, tmp_path):
+    """Non-file sources through the whole asset: the window reaches the server and the query, URIs are kept."""
+    import sqlite3
+
+    api.route = lambda path, q: Reply(
+        body={"data": [chat(1, q["since"]), [1, 2]] if q.get("page") == "1" else [], "page": q.get("page")}
+    )
+    db = tmp_path / "problems.db"
+    with sqlite3.connect(db) as con:
+        con.execute("create table p (id integer, question text, answer text, created_at text)")
+        con.executemany(
+            "insert into p values (?, ?, ?, ?)",
+            [
+                (1, "1+1?", "2", "2026-11-01 10:00:00"),
+                (2, "2+2?", "4", "2026-11-02 09:00:00"),
+                (3, "x?", "y", "2026-11-03"),
+            ],
+        )
+    settings = make_home(
+        {
+            "start_date": "2026-11-01",
+            "sources": [
+                {
+                    "name": "api",
+                    "regime": "sft",
+                    "kind": "http",
+                    "url": f"{api.url}/v1/chats",
+                    "params": {"since": "{start}"},
+                    "pagination": {"type": "page"},
+                },
+                {
+                    "name": "db",
+                    "regime": "rlvr",
+                    "kind": "sql",
+                    "uri": f"sqlite:///{db}",
+                    "query": "select id, question, answer from p where created_at >= :start and created_at < :end order by id",
+                    "verifier": "math",
+                },
+            ],
+        }
+    )
+    assert run(settings, instance, D).success
+    sft = table(settings, "bronze_sft").select("source_uri, messages[1].content").fetchall()
+    assert sft == [(f"{api.url}/v1/chats?since={D}&page=1#0", f"{D} 1")]
+    q = table(settings, "bronze_quarantine").select("source_uri, reason").fetchall()
+    assert q == [(f"{api.url}/v1/chats?since={D}&page=1#1", "not_an_object")]
+    rlvr = table(settings, "bronze_rlvr").select("source_uri, source_key, answer, verifier").fetchall()
+    assert rlvr == [("sql:problems.db#0", "2", "4", "math")]

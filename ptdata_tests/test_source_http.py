@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 import pytest
@@ -18,65 +13,7 @@ import pytest
 from ptdata.config import HttpSource, Pagination
 from ptdata.sources.base import SourceContext
 from ptdata.sources.http import read_http
-
-
-@dataclass
-class Reply:
-    status: int = 200
-    body: Any = None  # bytes are sent as they are, anything else as JSON
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-
-
-@dataclass
-class Api:
-    """The test server: `route` answers each request; `seen` keeps (path, query, headers) of every request."""
-
-    url: str
-    route: Callable[[str, dict[str, str]], Reply] = lambda path, query: Reply(404, {"error": "no route"})
-    seen: list[tuple[str, dict[str, str], dict[str, str]]] = field(default_factory=list)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
-        api = self.server.api
-        parts = urlsplit(self.path)
-        query = dict(parse_qsl(parts.query))
-        api.seen.append((parts.path, query, dict(self.headers)))
-        reply = api.route(parts.path, query)
-        time.sleep(reply.delay)
-        body = reply.body if isinstance(reply.body, bytes) else orjson.dumps(reply.body)
-        self.send_response(reply.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in reply.headers.items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    api: Api
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a client that timed out and hung up is expected here
-
-
-@pytest.fixture
-def api() -> Iterator[Api]:
-    server = _Server(("127.0.0.1", 0), _Handler)
-    server.api = Api(url=f"http://127.0.0.1:{server.server_address[1]}")
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield server.api
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+from ptdata_tests.conftest import Api, ApiHandler, ApiServer, Reply
 
 
 @pytest.fixture
@@ -269,7 +206,7 @@ def test_missing_records_path_is_an_error_record(api: Api, ctx: SourceContext) -
 
 
 def test_connection_refused_is_an_error_record(ctx: SourceContext) -> None:
-    with _Server(("127.0.0.1", 0), _Handler) as closed:
+    with ApiServer(("127.0.0.1", 0), ApiHandler) as closed:
         port = closed.server_address[1]  # bound and closed again: nothing listens there
     sleep = SleepLog()
     records = list(read_http(source(f"http://127.0.0.1:{port}/x", max_retries=1), ctx, sleep=sleep))
