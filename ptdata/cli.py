@@ -154,7 +154,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 1
     print_bronze_summary(settings, DEMO_DAYS)
     print(f"\nlake: {settings.lake}   dagster runs: {settings.dagster_home}   ({time.perf_counter() - t0:.0f}s)")
-    print("browse the assets and runs: DAGSTER_HOME=" + str(settings.dagster_home) + " dagster dev")
+    print(f"browse the assets and runs: PTDATA_HOME={settings.home} DAGSTER_HOME={settings.dagster_home} dagster dev")
     return 0
 
 
