@@ -75,10 +75,18 @@ def run_materialize(settings: Settings, select: str, start: str, end: str) -> bo
         result = execute(settings, select, start, end, instance, logger=progress)
     if not result.success:
         for ev in result.get_step_failure_events():
-            err = ev.step_failure_data.error
-            print(f"ptdata: {ev.step_key} failed: {err.message.strip() if err else 'unknown error'}", file=sys.stderr)
+            print(f"ptdata: {ev.step_key} failed: {_root_cause(ev.step_failure_data.error)}", file=sys.stderr)
         print(f"ptdata: run {result.run_id} failed (see it in the UI: dagster dev)", file=sys.stderr)
     return result.success
+
+
+def _root_cause(err) -> str:  # noqa: ANN001 - dagster's SerializableErrorInfo
+    """The innermost error's message: Dagster wraps a step's exception in its own, which says only where."""
+    if err is None:
+        return "unknown error"
+    while err.cause is not None:
+        err = err.cause
+    return err.message.strip()
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
