@@ -126,3 +126,15 @@ def test_configured_format_overrides_extension(landing):
     (landing / "dump.txt").write_bytes(line(CHAT) * 2)
     recs, _ = read(landing, source=FilesSource(name="s", regime="sft", kind="files", format="jsonl"))
     assert [r.source_uri for r in recs] == ["dump.txt:1", "dump.txt:2"]
+
+
+def test_documents_too_large_or_cut_are_error_records(landing):
+    (landing / "big.txt").write_text("x" * 5000)
+    (landing / "cut.txt.gz").write_bytes(gzip.compress(b"some text " * 500, mtime=0)[:-20])
+    (landing / "bad.txt").write_bytes(b"caf\xe9")
+    recs, _ = read(landing, cap=4096)
+    assert [(r.source_uri, r.error.split(":")[0]) for r in recs] == [
+        ("bad.txt", "invalid_utf8"),
+        ("big.txt", "too_large"),
+        ("cut.txt.gz", "truncated_file"),
+    ]

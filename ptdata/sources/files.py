@@ -253,22 +253,22 @@ def read_csv(path: Path, rel: str, ctx: SourceContext) -> Iterator[RawRecord]:
             yield error_record(rel, "truncated_file", f"after row {row}: {e}")
 
 
-def _read_document(path: Path, ctx: SourceContext) -> tuple[bytes | None, str | None]:
+def _read_document(path: Path, rel: str, ctx: SourceContext) -> bytes | RawRecord:
+    """A whole-file document's bytes, or the error record that stands for it."""
     with open_decompressed(path) as f:
         try:
             data = f.read(ctx.max_record_bytes + 1)
         except _BROKEN_STREAM as e:
-            return None, f"truncated_file: {e}"
+            return error_record(rel, "truncated_file", str(e))
     if len(data) > ctx.max_record_bytes:
-        return None, f"too_large: document larger than max_record_bytes {ctx.max_record_bytes}"
-    return data, None
+        return error_record(rel, "too_large", f"document larger than max_record_bytes {ctx.max_record_bytes}")
+    return data
 
 
 def read_txt(path: Path, rel: str, ctx: SourceContext) -> Iterator[RawRecord]:
-    data, err = _read_document(path, ctx)
-    if data is None:
-        reason, detail = str(err).split(": ", 1)
-        yield error_record(rel, reason, detail)
+    data = _read_document(path, rel, ctx)
+    if isinstance(data, RawRecord):
+        yield data
         return
     try:
         text = data.decode("utf-8-sig")
@@ -279,17 +279,15 @@ def read_txt(path: Path, rel: str, ctx: SourceContext) -> Iterator[RawRecord]:
 
 
 def read_html(path: Path, rel: str, ctx: SourceContext) -> Iterator[RawRecord]:
-    data, err = _read_document(path, ctx)
-    if data is None:
-        reason, detail = str(err).split(": ", 1)
-        yield error_record(rel, reason, detail)
+    data = _read_document(path, rel, ctx)
+    if isinstance(data, RawRecord):
+        yield data
         return
     page = extract_main_text(data)
     if not page["text"]:
         yield error_record(rel, "no_text", "no main text extracted from the page", data[:4096])
         return
-    payload = {"text": page["text"], "title": page["title"]}
-    yield RawRecord(source_uri=rel, payload=payload, raw=data, nbytes=len(data))
+    yield RawRecord(source_uri=rel, payload={"text": page["text"], "title": page["title"]}, raw=data, nbytes=len(data))
 
 
 _READERS = {
