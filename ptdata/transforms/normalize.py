@@ -1,0 +1,154 @@
+"""Text normalization of canonical records, and the folded keys that dedup and decontamination compare.
+
+`normalize_text` repairs a string without changing what it says: mojibake, Unicode composition, line
+endings, control characters and trailing whitespace. It never lowercases, never removes punctuation and
+never touches leading whitespace, so code keeps its indentation byte for byte. Folding case, compatibility
+forms and punctuation is lossy, so it lives only in `dedup_key_text`, whose output is a comparison key and is
+never stored as training text.
+
+ftfy is the slow part, so it runs only on text that can need it: text that ftfy's own mojibake detector
+(`ftfy.badness.is_bad`) flags, or that holds UTF-16 surrogates. ftfy's `fix_encoding` starts with that very
+test and leaves text that passes it unchanged, so the gate loses no repair. `is_bad` itself runs at only
+~3.5M chars/s, so it is skipped for text without a single character that a byte 0x80-0xFF decodes to in one
+of the single-byte encodings ftfy repairs from (all mojibake is made of those): ASCII, emoji and most
+Chinese and Japanese text never pay for it. Everything else is a handful of C-speed scans. Measured on the
+demo's message texts: ~20M chars/s for ASCII and CJK text, ~2-3M chars/s for accented Latin text (the is_bad
+scan), ~1M chars/s for mojibake (the repair); ftfy.fix_text with its defaults does 1.3-2.5M chars/s on all.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any
+
+import ftfy
+import ftfy.bad_codecs  # noqa: F401 - registers the "sloppy-windows-125x" codecs named in CHARMAP_ENCODINGS
+from ftfy.badness import is_bad
+from ftfy.chardata import CHARMAP_ENCODINGS
+
+# The ftfy options, chosen one by one. On: the mojibake repairs (fix_encoding and the steps under it,
+# restore_byte_a0, replace_lossy_sequences, decode_inconsistent_utf8, fix_c1_controls) and fix_surrogates.
+# Off, because they rewrite correct text:
+#   unescape_html: "&amp;" in a chat about HTML is content; markup is resolved by the web extractor, not here.
+#   uncurl_quotes: "don’t" is what the author wrote; quote folding belongs to the dedup key.
+#   fix_latin_ligatures: "ﬁ" → "fi" is an NFKC-style fold; the dedup key (NFKC) already treats them as equal.
+#   fix_character_width: would turn the fullwidth punctuation of Chinese and Japanese text ("，", "？") into
+#       ASCII, which is wrong for those languages.
+# Off, because normalize_text does them itself on every string, ftfy-gated or not, so both paths agree:
+#   remove_terminal_escapes, fix_line_breaks, remove_control_chars and normalization (NFC).
+# ftfy's remove_control_chars would also delete the Unicode tag characters that spell subdivision flag
+# emoji (🏴 + tags for Scotland), which our own control-character set leaves alone.
+_FTFY_CONFIG = ftfy.TextFixerConfig(
+    unescape_html=False,
+    remove_terminal_escapes=False,
+    fix_latin_ligatures=False,
+    fix_character_width=False,
+    uncurl_quotes=False,
+    fix_line_breaks=False,
+    remove_control_chars=False,
+    normalization=None,
+    explain=False,
+)
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+# Every character that mojibake can be made of: what the bytes 0x80-0xFF decode to in the encodings ftfy
+# tries. Text without any of them is left unchanged by ftfy's fix_encoding, whatever is_bad would say.
+_MOJIBAKE_CHARS = re.compile(
+    "[{}]".format(
+        re.escape("".join(sorted({c for enc in CHARMAP_ENCODINGS for c in bytes(range(0x80, 0x100)).decode(enc)})))
+    )
+)
+# ANSI/VT100 escape sequences (colours from pasted terminal output): CSI "ESC [ params final", OSC
+# "ESC ] ... BEL|ST" and the two-byte forms. Removed whole, so no "[31m" is left behind.
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+# Vertical tab and form feed separate lines (page breaks in text files, sections in old C and Lisp sources);
+# deleting them would glue the words on either side together, so they become line breaks. U+2028 and U+2029
+# are Unicode's own line and paragraph separators.
+_LINE_BREAKS = re.compile("\r\n?|[\x0b\x0c\u2028\u2029]")
+# C0 controls except tab and newline (CR, VT and FF are gone by now), DEL, C1 controls left over after ftfy
+# (those that were not Windows-1252 mojibake), and the byte-order mark that file concatenation leaves inside
+# text.
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\ufeff]")
+# Whitespace other than the newline at the end of a line: spaces, tabs, NBSP, ideographic space.
+_TRAILING_WS = re.compile(r"[^\S\n]+$", re.MULTILINE)
+
+# The text columns of each regime's canonical record (CONTRACT.md section 5). verifier_args is left out on
+# purpose: it is JSON whose strings (test code, expected outputs) are compared byte for byte by verifiers.
+MESSAGE_FIELDS: dict[str, tuple[str, ...]] = {
+    "sft": ("messages",),
+    "preference": ("prompt", "chosen", "rejected"),
+    "rlvr": ("prompt",),
+    "text": (),
+}
+STRING_FIELDS: dict[str, tuple[str, ...]] = {"sft": (), "preference": (), "rlvr": ("answer",), "text": ("text",)}
+
+
+def normalize_text(s: str) -> str:
+    """Repair `s` without changing its content: mojibake, NFC, LF line ends, no control characters, no
+    trailing whitespace on any line and no blank lines at either end. Leading indentation is kept."""
+    ascii_only = s.isascii()
+    if not ascii_only and (_SURROGATES.search(s) or (_MOJIBAKE_CHARS.search(s) and is_bad(s))):
+        s = ftfy.fix_text(s, _FTFY_CONFIG)
+    if "\x1b" in s:
+        s = _ANSI.sub("", s)
+    s = _LINE_BREAKS.sub("\n", s)
+    s = _CONTROL.sub("", s)
+    if not ascii_only and not unicodedata.is_normalized("NFC", s):
+        s = unicodedata.normalize("NFC", s)
+    s = _TRAILING_WS.sub("", s)
+    # every line is right-stripped now, so blank lines at the ends are bare "\n"s; the first line's
+    # indentation survives because only newlines are stripped
+    return s.strip("\n")
+
+
+def _normalize_messages(messages: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    if messages is None:
+        return None
+    return [
+        {**m, "content": normalize_text(m["content"])} if isinstance(m.get("content"), str) else dict(m)
+        for m in messages
+    ]
+
+
+def normalize_record(regime: str, record: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a canonical record with every text field normalized; other columns are passed through."""
+    if regime not in MESSAGE_FIELDS:
+        raise ValueError(f"unknown regime {regime!r}; expected one of {sorted(MESSAGE_FIELDS)}")
+    out = dict(record)
+    for name in MESSAGE_FIELDS[regime]:
+        if name in out:
+            out[name] = _normalize_messages(out[name])
+    for name in STRING_FIELDS[regime]:
+        if isinstance(out.get(name), str):
+            out[name] = normalize_text(out[name])
+    return out
+
+
+class _PunctuationToSpace(dict[int, str]):
+    """A `str.translate` table mapping every Unicode punctuation character (general category P*) to a space
+    and every other character to itself.
+
+    Filled lazily per code point: building it for all 1.1M code points up front costs a third of a second at
+    import, while real text touches a few hundred distinct characters."""
+
+    def __missing__(self, codepoint: int) -> str:
+        char = chr(codepoint)
+        value = " " if unicodedata.category(char).startswith("P") else char
+        self[codepoint] = value
+        return value
+
+
+_PUNCTUATION = _PunctuationToSpace()
+
+
+def dedup_key_text(s: str) -> str:
+    """The comparison form of `s` for dedup and decontamination keys only, never for stored text: NFKC,
+    casefolded, punctuation replaced by spaces, whitespace runs collapsed to one space."""
+    if s.isascii():
+        s = s.lower()  # casefold is lower for ASCII, and ASCII is already NFKC
+    else:
+        # casefold can yield text that is not NFKC again ("ǰ" → "ǰ"), hence the second pass
+        s = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", s).casefold())
+    # a space rather than nothing, so "end.Start" does not become one word
+    return " ".join(s.translate(_PUNCTUATION).split())
