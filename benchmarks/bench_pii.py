@@ -24,18 +24,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the scoring of the labelled set lives with its tests, which are not installed
 
+from benchmarks.bench_bronze import WORDS  # noqa: E402
 from ptdata.transforms.pii import PII_TYPES, redact  # noqa: E402
 from ptdata_tests.test_pii import TARGET, load_labelled, score_labelled  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "pii.md"
 SIMPLE_EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
-WORDS = (
-    "the a model data training token batch loss gradient learning rate schedule warmup epoch step optimizer "
-    "adam weight decay dropout layer attention head embedding vocabulary sequence packing padding mask label "
-    "python function return value list dict string integer error exception file path read write query table "
-    "join index column row database cache memory disk network request response server client latency "
-    "throughput because however therefore which while after before during about around between under over"
-).split()
 HEX = "0123456789abcdef"
 
 

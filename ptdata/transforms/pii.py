@@ -23,7 +23,7 @@ Rules a reviewer should know (each is a trade of a little recall for a lot of pr
 - EMAIL: the top-level domain must be a two-letter country code or a known generic TLD, so ``x@self.weight``
   (matrix product in Python) and ``pkg@1.2.3`` are not addresses; ``git@github.com:org/repo`` (scp-style remote)
   and ``https://user@host`` (URL userinfo) are not e-mail either.
-- Secrets whose body looks like a placeholder (``ghp_XXXX...``, fewer than 8 distinct characters) or whose value is
+- Secrets whose body looks like a placeholder (``ghp_`` then one letter repeated, fewer than 8 distinct characters) or whose value is
   a template (``${DB_PASSWORD}``, ``<password>``, ``****``) are left alone. OPENAI_KEY covers every ``sk-`` style
   key (OpenAI, Anthropic ``sk-ant-``, ...): they share the shape, and the type only names the placeholder.
 """
@@ -544,7 +544,7 @@ def _find_ssns(text: str) -> Iterator[Span]:
 
 
 def _looks_random(body: str) -> bool:
-    """Real tokens are random; "ghp_XXXXXXXX..." and "sk-...aaaa" in documentation are not."""
+    """Real tokens are random; documentation's "ghp_" + one repeated letter, or "sk-...aaaa", are not."""
     return len(set(body)) >= 8
 
 
