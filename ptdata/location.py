@@ -8,6 +8,7 @@ import dagster as dg
 
 from ptdata.assets.bronze import bronze_asset, bronze_quarantine_asset
 from ptdata.assets.common import daily_partitions
+from ptdata.assets.silver import eval_index_asset
 from ptdata.config import REGIMES, Settings
 from ptdata.resources import PtdataResource
 
@@ -22,7 +23,11 @@ def build_definitions(
     with warnings.catch_warnings():
         # backfill_policy is marked beta in 1.13; single-run backfills are what `--partition-range` needs
         warnings.simplefilter("ignore", dg.BetaWarning)
-        assets = [bronze_asset(r, partitions, cfg) for r in REGIMES] + [bronze_quarantine_asset(partitions)]
+        assets = [
+            *(bronze_asset(r, partitions, cfg) for r in REGIMES),
+            bronze_quarantine_asset(partitions),
+            eval_index_asset(cfg),
+        ]
     return dg.Definitions(
         assets=assets, resources={"ptdata": PtdataResource.from_settings(settings)}, loggers=loggers or {}
     )
