@@ -2,7 +2,7 @@
 
 Both sides are compared as key text (`normalize.dedup_key_text`: NFKC, casefold, punctuation → space,
 whitespace collapsed), so re-spacing, CRLF line ends, case and punctuation never hide a copy; n-grams are hashed
-with dedup's n-gram hash (`dedup.window_hashes`), and every hash hit is confirmed on the n-gram's text.
+with dedup's n-gram hash (`dedup.window_hashes`), and the n-gram a match reports is confirmed word by word.
 
 The n-gram size of an item, `item_ngram`: the configured n (13, GPT-3's choice) for items of at least
 n / 0.7 words, so that any contiguous 70% of the item still holds n-grams of it (a 70% copy of a 25-word item
