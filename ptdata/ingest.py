@@ -11,8 +11,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow as pa
-
 from ptdata.config import LoadedConfig
 from ptdata.lake import Lake, TablePartition
 from ptdata.sources import SourceContext, read_source
@@ -46,17 +44,6 @@ class StagedBronze:
         return sum(s.quarantined for s in self.stats.values())
 
 
-def write_parquet(lake: Lake, path: str, schema: pa.Schema, batches) -> None:  # noqa: ANN001 - iterable of batches
-    with lake.parquet_writer(path, schema) as w:
-        wrote = False
-        for b in batches:
-            if b is not None and b.num_rows:
-                w.write_batch(b)
-                wrote = True
-        if not wrote:
-            w.write_table(schema.empty_table())
-
-
 def stage_bronze(
     cfg: LoadedConfig, lake: Lake, landing: Path, regime: str, date: dt.date, stage_id: str
 ) -> StagedBronze:
@@ -74,11 +61,11 @@ def stage_bronze(
         stats={},
     )
     batcher = BronzeBatcher(regime, date, cfg.pipeline.bronze.batch_rows)
-    q_writer = lake.parquet_writer(staged.quarantine_staged, QUARANTINE_SCHEMA)
-    quarantined_any = False
-
-    def bronze_stream():  # noqa: ANN202 - a generator of batches
-        nonlocal quarantined_any
+    # a writer closed without a batch still leaves a valid, empty file with the table's schema
+    with (
+        lake.parquet_writer(staged.bronze_staged, bronze_schema(regime)) as bronze_writer,
+        lake.parquet_writer(staged.quarantine_staged, QUARANTINE_SCHEMA) as quarantine_writer,
+    ):
         for source in cfg.pipeline.sources_of(regime):
             ctx = SourceContext(
                 date=date,
@@ -87,19 +74,12 @@ def stage_bronze(
                 max_record_bytes=cfg.pipeline.bronze.max_record_bytes,
             )
             stats = staged.stats.setdefault(source.name, SourceStats())
-            for b, q in bronze_batches(source, read_source(source, ctx), batcher, stats):
-                if q is not None:
-                    q_writer.write_batch(q)
-                    quarantined_any = True
-                yield b
+            for rows, rejects in bronze_batches(source, read_source(source, ctx), batcher, stats):
+                if rows is not None:
+                    bronze_writer.write_batch(rows)
+                if rejects is not None:
+                    quarantine_writer.write_batch(rejects)
             staged.bytes_read += ctx.bytes_read or stats.input_bytes
             staged.notes.extend(f"{source.name}: {n}" for n in ctx.notes)
-
-    try:
-        write_parquet(lake, staged.bronze_staged, bronze_schema(regime), bronze_stream())
-        if not quarantined_any:
-            q_writer.write_table(QUARANTINE_SCHEMA.empty_table())
-    finally:
-        q_writer.close()
     staged.seconds = time.perf_counter() - t0
     return staged

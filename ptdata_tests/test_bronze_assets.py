@@ -133,7 +133,7 @@ def test_rematerializing_gives_byte_identical_parquet(make_home, instance):
     assert run(settings, instance, D).success
     first = _files(settings)
     assert run(settings, instance, D).success
-    assert _files(settings) == first and len(first) == 4 + 4  # every regime, sources or not, and its quarantine part
+    assert _files(settings) == first and len(first) == 4 + 4 + 1  # every regime and its quarantine part, eval_index
     versions = [
         e.asset_materialization.tags["dagster/data_version"]
         for e in instance.fetch_materializations(dg.AssetKey("bronze_sft"), limit=2).records
