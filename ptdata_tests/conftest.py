@@ -3,6 +3,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -67,11 +68,35 @@ class Api:
     seen: list[tuple[str, dict[str, str], dict[str, str]]] = field(default_factory=list)
 
 
+class LoopbackServer(ThreadingHTTPServer):
+    """A test HTTP server on 127.0.0.1; its handler finds the test's state as `self.server.state`."""
+
+    state: Any
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that timed out or stopped reading and hung up is expected in these tests
+
+
+@contextmanager
+def loopback(handler: type[BaseHTTPRequestHandler], make_state: Callable[[str], Any]) -> Iterator[Any]:
+    """Serve `handler` on a free port in a thread; yields the state made from the server's base URL."""
+    server = LoopbackServer(("127.0.0.1", 0), handler)
+    server.state = make_state(f"http://127.0.0.1:{server.server_address[1]}")
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server.state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
 class ApiHandler(BaseHTTPRequestHandler):
-    server: ApiServer
+    server: LoopbackServer
 
     def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
-        api = self.server.api
+        api = self.server.state
         parts = urlsplit(self.path)
         query = dict(parse_qsl(parts.query))
         api.seen.append((parts.path, query, dict(self.headers)))
@@ -90,20 +115,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         pass
 
 
-class ApiServer(ThreadingHTTPServer):
-    api: Api
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a client that timed out and hung up is expected here
-
-
 @pytest.fixture
 def api() -> Iterator[Api]:
-    server = ApiServer(("127.0.0.1", 0), ApiHandler)
-    server.api = Api(url=f"http://127.0.0.1:{server.server_address[1]}")
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield server.api
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with loopback(ApiHandler, Api) as state:
+        yield state

@@ -13,7 +13,7 @@ import pytest
 from ptdata.config import HttpSource, Pagination
 from ptdata.sources.base import SourceContext
 from ptdata.sources.http import read_http
-from ptdata_tests.conftest import Api, ApiHandler, ApiServer, Reply
+from ptdata_tests.conftest import Api, ApiHandler, LoopbackServer, Reply
 
 
 @pytest.fixture
@@ -206,7 +206,7 @@ def test_missing_records_path_is_an_error_record(api: Api, ctx: SourceContext) -
 
 
 def test_connection_refused_is_an_error_record(ctx: SourceContext) -> None:
-    with ApiServer(("127.0.0.1", 0), ApiHandler) as closed:
+    with LoopbackServer(("127.0.0.1", 0), ApiHandler) as closed:
         port = closed.server_address[1]  # bound and closed again: nothing listens there
     sleep = SleepLog()
     records = list(read_http(source(f"http://127.0.0.1:{port}/x", max_retries=1), ctx, sleep=sleep))

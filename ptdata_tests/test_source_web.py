@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import pytest
 from ptdata.config import WebSource
 from ptdata.sources.base import SourceContext
 from ptdata.sources.web import read_web
+from ptdata_tests.conftest import LoopbackServer, loopback
 
 ARTICLE = """<!doctype html><html><head><title>Keeping the Light</title></head><body>
 <header><nav><a href="/">Home</a> <a href="/about">About us</a> <a href="/shop">Shop the catalogue</a></nav></header>
@@ -50,10 +50,10 @@ class Site:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: LoopbackServer
 
     def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
-        site = self.server.site
+        site = self.server.state
         site.seen.append((self.path, self.headers.get("User-Agent", "")))
         page = site.pages.get(self.path, Page(b"not found", status=404))
         body = page.body.encode("utf-8") if isinstance(page.body, str) else page.body
@@ -68,23 +68,10 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class _Server(ThreadingHTTPServer):
-    site: Site
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a client that stopped reading a too-large body is expected here
-
-
 @pytest.fixture
 def site() -> Iterator[Site]:
-    server = _Server(("127.0.0.1", 0), _Handler)
-    server.site = Site(url=f"http://127.0.0.1:{server.server_address[1]}")
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield server.site
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with loopback(_Handler, Site) as state:
+        yield state
 
 
 @pytest.fixture
@@ -140,7 +127,7 @@ def test_http_404_is_a_fetch_error(site: Site, ctx: SourceContext) -> None:
 
 
 def test_unreachable_host_is_a_fetch_error(ctx: SourceContext) -> None:
-    with _Server(("127.0.0.1", 0), _Handler) as closed:
+    with LoopbackServer(("127.0.0.1", 0), _Handler) as closed:
         port = closed.server_address[1]  # bound and closed again: nothing listens there
     records = list(read_web(source([f"http://127.0.0.1:{port}/a"], respect_robots=False), ctx))
 
