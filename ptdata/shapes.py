@@ -110,46 +110,44 @@ def _tool_calls_text(calls: Any, where: str) -> str:
     return "\n".join(out)
 
 
-def _openai_messages(v: Any, where: str) -> list[Message]:
+def _turns(v: Any, where: str) -> list[tuple[str, dict[str, Any]]]:
+    """A conversation's turns with their paths, once it is known to be a non-empty list of objects."""
     if not isinstance(v, list):
         raise ShapeError("wrong_type", f"{where}: expected a list of messages, got {_type_name(v)}")
     if not v:
         raise ShapeError("empty_messages", f"{where}: the message list is empty")
-    out: list[Message] = []
     for i, m in enumerate(v):
-        at = f"{where}[{i}]"
         if not isinstance(m, dict):
-            raise ShapeError("wrong_type", f"{at}: expected an object, got {_type_name(m)}")
-        role = _role(m.get("role"), f"{at}.role")
-        content = m.get("content")
-        calls = m.get("tool_calls") or m.get("function_call")
-        if calls is not None and role == "assistant":
-            calls = calls if isinstance(calls, list) else [calls]
-            text = "" if content is None else _content(content, f"{at}.content")
-            tool_text = _tool_calls_text(calls, f"{at}.tool_calls")
-            content = f"{text}\n{tool_text}" if text else tool_text
-        else:
-            if content is None and "content" not in m:
-                raise ShapeError("missing_field", f"{at}.content")
-            content = _content(content, f"{at}.content")
-        out.append({"role": role, "content": content})
-    return out
+            raise ShapeError("wrong_type", f"{where}[{i}]: expected an object, got {_type_name(m)}")
+    return [(f"{where}[{i}]", m) for i, m in enumerate(v)]
+
+
+def _openai_message(at: str, m: dict[str, Any]) -> Message:
+    role = _role(m.get("role"), f"{at}.role")
+    content = m.get("content")
+    calls = m.get("tool_calls") or m.get("function_call")
+    if calls is not None and role == "assistant":
+        calls = calls if isinstance(calls, list) else [calls]
+        text = "" if content is None else _content(content, f"{at}.content")
+        tool_text = _tool_calls_text(calls, f"{at}.tool_calls")
+        return {"role": role, "content": f"{text}\n{tool_text}" if text else tool_text}
+    if content is None and "content" not in m:
+        raise ShapeError("missing_field", f"{at}.content")
+    return {"role": role, "content": _content(content, f"{at}.content")}
+
+
+def _sharegpt_message(at: str, m: dict[str, Any]) -> Message:
+    if "from" not in m or "value" not in m:
+        raise ShapeError("missing_field", f"{at}: a sharegpt turn needs 'from' and 'value'")
+    return {"role": _role(m["from"], f"{at}.from"), "content": _need_str(m["value"], f"{at}.value")}
+
+
+def _openai_messages(v: Any, where: str) -> list[Message]:
+    return [_openai_message(at, m) for at, m in _turns(v, where)]
 
 
 def _sharegpt_messages(v: Any, where: str) -> list[Message]:
-    if not isinstance(v, list):
-        raise ShapeError("wrong_type", f"{where}: expected a list of turns, got {_type_name(v)}")
-    if not v:
-        raise ShapeError("empty_messages", f"{where}: the conversation is empty")
-    out: list[Message] = []
-    for i, m in enumerate(v):
-        at = f"{where}[{i}]"
-        if not isinstance(m, dict):
-            raise ShapeError("wrong_type", f"{at}: expected an object, got {_type_name(m)}")
-        if "from" not in m or "value" not in m:
-            raise ShapeError("missing_field", f"{at}: a sharegpt turn needs 'from' and 'value'")
-        out.append({"role": _role(m["from"], f"{at}.from"), "content": _need_str(m["value"], f"{at}.value")})
-    return out
+    return [_sharegpt_message(at, m) for at, m in _turns(v, where)]
 
 
 def _as_messages(v: Any, where: str, role: str) -> list[Message]:
