@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ptdata.shapes import SHAPES_BY_REGIME
+from ptdata.transforms.pii import Allowlist
 
 REGIMES: tuple[str, ...] = ("sft", "preference", "rlvr", "text")
 Regime = Literal["sft", "preference", "rlvr", "text"]
@@ -45,6 +46,15 @@ class _SourceBase(_Strict):
     license: str = "unknown"
     # rlvr: the verifier used when a record names none (e.g. "math", "exact", "code_tests")
     verifier: str | None = None
+    # PII that is not PII for this source, added to the defaults (RFC 2606 domains, documentation IPs):
+    # {email_domains: [...], ip_networks: [...], literals: [...], fictional_phones: bool}
+    pii_allowlist: dict[str, Any] = {}
+
+    @field_validator("pii_allowlist")
+    @classmethod
+    def _valid_allowlist(cls, v: dict[str, Any]) -> dict[str, Any]:
+        Allowlist.from_config(v, prefix="pii_allowlist")  # raises ValueError naming the bad entry
+        return v
 
     @model_validator(mode="after")
     def _shape_fits_regime(self) -> _SourceBase:
@@ -127,6 +137,8 @@ class DedupConfig(_Strict):
     ngram: Annotated[int, Field(ge=1, le=64)] = 5
     num_perm: Annotated[int, Field(ge=16, le=1024)] = 128
     threshold: Annotated[float, Field(gt=0, lt=1)] = 0.8
+    # the columns each regime is deduplicated on, when not ptdata.transforms.dedup.DEDUP_TEXT's defaults
+    fields: dict[Regime, list[str]] = {}
 
 
 class DecontamConfig(_Strict):

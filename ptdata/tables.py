@@ -42,3 +42,16 @@ QUARANTINE_SCHEMA = pa.schema(
     ]
 )
 RAW_LIMIT = 4096
+
+# per bronze record: the keys global dedup joins on (silver/dedup_signatures/date=D/regime=R/)
+DEDUP_SIGNATURES_SCHEMA = pa.schema(
+    [
+        ("record_id", pa.string()),
+        ("source", pa.string()),
+        ("regime", pa.string()),
+        ("date", pa.date32()),
+        ("exact_key", pa.string()),  # hash of the normalized, redacted, folded dedup text
+        ("band_keys", pa.list_(pa.uint64())),  # one MinHash LSH key per band; 0 for an empty text
+        ("shingles", pa.int32()),  # word n-grams in the dedup text, for the record's weight in reports
+    ]
+)

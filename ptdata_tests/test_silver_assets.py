@@ -3,9 +3,11 @@
 import gzip
 import json
 
+import numpy as np
 import pyarrow.parquet as pq
 
 from ptdata.transforms.decontam import EvalIndex, find_contamination
+from ptdata.transforms.dedup import shingles
 from ptdata_tests.conftest import run
 
 ITEMS = [
@@ -52,3 +54,61 @@ def test_eval_index_refuses_an_eval_set_without_the_configured_fields(make_home,
     assert not result.success
     message = result.get_step_failure_events()[0].step_failure_data.error.message
     assert "eval set demo_eval" in message and "question" in message
+
+
+def _chat(text: str, reply: str = "Sure, here it is.") -> str:
+    return json.dumps({"messages": [{"role": "user", "content": text}, {"role": "assistant", "content": reply}]}) + "\n"
+
+
+LONG = (
+    "Our team maintains a small inventory service written in Python that tracks spare parts across three "
+    "warehouses, and every night a batch job reconciles the counts against the supplier feed before the "
+    "morning shift starts picking orders for the regional stores. Last week the job started failing on "
+    "Mondays only, always with a timeout while it waits for the supplier's export, and the retry logic we "
+    "added makes the run finish long after the pickers have begun, so their counts are wrong all morning. "
+    "How would you restructure the job so that a slow export never delays the reconciliation itself?"
+)
+
+
+def test_dedup_signatures_key_equivalent_records_alike_across_days(make_home, instance, tmp_path):
+    import duckdb
+
+    from ptdata_tests.conftest import landing
+
+    settings = make_home({"start_date": "2026-11-01", "sources": [{"name": "chat", "regime": "sft", "kind": "files"}]})
+    (landing(settings, "chat", "2026-11-01") / "a.jsonl").write_text(
+        _chat(LONG + " Call me at 415-555-2671.") + _chat("Completely unrelated question about sourdough starters?")
+    )
+    near = LONG.replace("three warehouses", "four warehouses")
+    (landing(settings, "chat", "2026-11-02") / "b.jsonl").write_text(
+        _chat(LONG.upper().replace(" ", "  ") + "\r\nCall me at (212) 867-5309.") + _chat(near)
+    )
+    result = run(settings, instance, "2026-11-01", "2026-11-02", select="+dedup_signatures")
+    assert result.success
+    rows = duckdb.sql(
+        f"select source_uri, exact_key, band_keys from read_parquet('{settings.lake}/silver/dedup_signatures/**/*.parquet',"
+        f" hive_partitioning=true) s join read_parquet('{settings.lake}/bronze/bronze_sft/**/*.parquet',"
+        " hive_partitioning=true) b using (record_id) order by source_uri"
+    ).fetchall()
+    by_uri = {uri: (key, bands) for uri, key, bands in rows}
+    # case, spacing, CRLF and a redacted phone number do not make a different record
+    assert by_uri["a.jsonl:1"][0] == by_uri["b.jsonl:1"][0]
+    # a near duplicate (J >= 0.8 on word 5-grams) shares at least one LSH band; an unrelated record shares none
+    a, b = shingles(LONG + " Call me at <PHONE>.", 5), shingles(near, 5)
+    assert len(np.intersect1d(a, b)) / len(np.union1d(a, b)) >= 0.8
+    assert set(by_uri["a.jsonl:1"][1]) & set(by_uri["b.jsonl:2"][1])
+    assert not set(by_uri["a.jsonl:2"][1]) & set(by_uri["a.jsonl:1"][1])
+    checks = {
+        c.check_name: c.passed for c in result.get_asset_check_evaluations() if c.asset_key.path == ["dedup_signatures"]
+    }
+    assert checks == {"coverage": True}
+
+
+def test_dedup_signatures_need_their_bronze_partitions(make_home, instance):
+    settings = make_home({"start_date": "2026-11-01", "sources": []})
+    result = run(settings, instance, "2026-11-02", select="dedup_signatures")
+    assert not result.success
+    assert (
+        "bronze_sft 2026-11-02 is not materialized"
+        in result.get_step_failure_events()[0].step_failure_data.error.message
+    )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from typing import Any
 
 import ftfy
@@ -102,27 +103,26 @@ def normalize_text(s: str) -> str:
     return s.strip("\n")
 
 
-def _normalize_messages(messages: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
-    if messages is None:
-        return None
-    return [
-        {**m, "content": normalize_text(m["content"])} if isinstance(m.get("content"), str) else dict(m)
-        for m in messages
-    ]
-
-
-def normalize_record(regime: str, record: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a canonical record with every text field normalized; other columns are passed through."""
+def map_text_fields(regime: str, record: dict[str, Any], fn: Callable[[str], str]) -> dict[str, Any]:
+    """A copy of a canonical record with `fn` applied to every text field (message contents, answer, text);
+    other columns, verifier_args among them, are passed through."""
     if regime not in MESSAGE_FIELDS:
         raise ValueError(f"unknown regime {regime!r}; expected one of {sorted(MESSAGE_FIELDS)}")
     out = dict(record)
     for name in MESSAGE_FIELDS[regime]:
-        if name in out:
-            out[name] = _normalize_messages(out[name])
+        if out.get(name) is not None:
+            out[name] = [
+                {**m, "content": fn(m["content"])} if isinstance(m.get("content"), str) else dict(m) for m in out[name]
+            ]
     for name in STRING_FIELDS[regime]:
         if isinstance(out.get(name), str):
-            out[name] = normalize_text(out[name])
+            out[name] = fn(out[name])
     return out
+
+
+def normalize_record(regime: str, record: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a canonical record with every text field normalized; other columns are passed through."""
+    return map_text_fields(regime, record, normalize_text)
 
 
 class _PunctuationToSpace(dict[int, str]):
