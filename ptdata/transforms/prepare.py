@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-import orjson
 import xxhash
 
 from ptdata.transforms.dedup import dedup_text
@@ -37,7 +36,3 @@ def exact_key(key_text: str) -> str:
 def dedup_key(regime: str, prepared: dict[str, Any], fields: list[str] | None = None) -> str:
     """The key text a prepared record is deduplicated on (see dedup.DEDUP_TEXT for each regime's default)."""
     return dedup_key_text(dedup_text(regime, prepared, fields))
-
-
-def meta_json(counts: Counter[str]) -> str | None:
-    return orjson.dumps(dict(sorted(counts.items()))).decode() if counts else None
