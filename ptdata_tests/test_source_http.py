@@ -12,7 +12,7 @@ import pytest
 
 from ptdata.config import HttpSource, Pagination
 from ptdata.sources.base import SourceContext
-from ptdata.sources.http import read_http
+from ptdata.sources.http import public_url, read_http
 from ptdata_tests.conftest import Api, ApiHandler, LoopbackServer, Reply
 
 
@@ -214,3 +214,14 @@ def test_connection_refused_is_an_error_record(ctx: SourceContext) -> None:
     assert len(records) == 1
     assert records[0].error is not None and records[0].error.startswith("http_error: ConnectionError")
     assert records[0].error.endswith("after 2 attempts") and len(sleep.calls) == 1
+
+
+def test_credentials_reach_the_server_but_not_the_source_uri(api: Api, ctx: SourceContext) -> None:
+    api.route = lambda path, query: Reply(body={"data": [{"id": 1}]} if query["api_key"] == "s3cret" else {})
+    src = source(f"{api.url}/items", params={"api_key": "s3cret", "lang": "en"})
+    (record,) = list(read_http(src, ctx))
+    assert api.seen[0][1]["api_key"] == "s3cret"
+    assert record.source_uri == f"{api.url}/items?api_key=***&lang=en#0" and "s3cret" not in record.source_uri
+    assert public_url("https://bob:pw@h.example/v1?token=t&signature=s&page=2") == (
+        "https://***@h.example/v1?token=***&signature=***&page=2"
+    )

@@ -10,9 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 import requests
@@ -21,6 +23,7 @@ from ptdata.config import HttpSource
 from ptdata.sources.base import RawRecord, SourceContext, error_record
 
 _RAW_CAP = 4096  # bytes of a failed reply kept for the quarantine table
+_SECRET_PARAM = re.compile(r"key|token|secret|password|passwd|auth|signature|^sig$|credential", re.IGNORECASE)
 _MISSING = object()
 # failures worth another try: the server or the network may recover; anything else will fail the same way
 _TRANSIENT = (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError)
@@ -76,6 +79,16 @@ def read_http(
         ctx.notes.append(f"http source {source.name}: stopped at max_pages={pag.max_pages}; more pages may remain")
 
 
+def public_url(url: str) -> str:
+    """`url` with the values of credential-like query parameters (api_key, token, sig, ...) and any
+    user:password replaced by ***: source_uri is stored in every table, and an API key in it would be too."""
+    parts = urlsplit(url)
+    query = [(k, "***" if _SECRET_PARAM.search(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    host = parts.netloc.rsplit("@", 1)[-1]
+    netloc = f"***@{host}" if "@" in parts.netloc else host
+    return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="*")))
+
+
 def _fill(value: Any, ctx: SourceContext) -> Any:
     """Put the partition window into a string; JSON-style spelling for booleans, other values as they are."""
     if isinstance(value, bool):
@@ -111,7 +124,8 @@ def _get_json(
         prepared = session.prepare_request(requests.Request("GET", url, params=query))
     except requests.RequestException as e:
         return error_record(url, "http_error", f"cannot build the request: {_describe(e)}")
-    target = prepared.url or url
+    # the URL that names the page in the lake (source_uri, errors) carries no credentials
+    target = public_url(prepared.url or url)
     attempts = 0
     while True:
         attempts += 1
