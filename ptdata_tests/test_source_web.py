@@ -248,3 +248,12 @@ def test_url_file_for_the_day(site: Site, ctx: SourceContext, tmp_path: Path) ->
     other_day = SourceContext(date=dt.date(2026, 11, 3), landing_dir=tmp_path, config_dir=tmp_path)
     assert list(read_web(src, other_day)) == []
     assert len(other_day.notes) == 1 and "urls-2026-11-03.txt not found" in other_day.notes[0]
+
+
+def test_url_credentials_are_masked_in_source_uri(site: Site, ctx: SourceContext) -> None:
+    site.pages["/a"] = Page("plain text page")
+    host = site.url.removeprefix("http://")
+    records = list(read_web(source([f"http://reader:pw@{host}/a?token=abc&q=a%20b"], respect_robots=False), ctx))
+    assert [r.source_uri for r in records] == [f"http://***@{host}/a?token=***&q=a+b"]
+    clean = f"{site.url}/a?q=a%20b"
+    assert [r.source_uri for r in read_web(source([clean], respect_robots=False), ctx)] == [clean]

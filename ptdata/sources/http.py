@@ -81,9 +81,13 @@ def read_http(
 
 def public_url(url: str) -> str:
     """`url` with the values of credential-like query parameters (api_key, token, sig, ...) and any
-    user:password replaced by ***: source_uri is stored in every table, and an API key in it would be too."""
+    user:password replaced by ***: source_uri is stored in every table, and an API key in it would be too.
+    A URL with nothing to mask is returned exactly as given."""
     parts = urlsplit(url)
-    query = [(k, "***" if _SECRET_PARAM.search(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if "@" not in parts.netloc and not any(_SECRET_PARAM.search(k) for k, _ in pairs):
+        return url
+    query = [(k, "***" if _SECRET_PARAM.search(k) else v) for k, v in pairs]
     host = parts.netloc.rsplit("@", 1)[-1]
     netloc = f"***@{host}" if "@" in parts.netloc else host
     return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="*")))

@@ -21,6 +21,7 @@ import requests
 from ptdata.config import WebSource
 from ptdata.sources.base import RawRecord, SourceContext, error_record
 from ptdata.sources.html import extract_main_text
+from ptdata.sources.http import public_url
 
 _RAW_CAP = 4096  # bytes of a page kept in `raw`
 _CHUNK = 64 * 1024
@@ -68,8 +69,17 @@ def read_web(
     """Fetch each URL of `urls` and of the day's `url_file` once, in order; yield its records or its error.
 
     HTML pages give their main text, text pages their body, JSON pages their parsed value (a JSON list gives
-    one record per element). `clock` and `sleep` drive the per-host rate limit.
+    one record per element). `clock` and `sleep` drive the per-host rate limit. A URL's credentials (userinfo,
+    token-like query parameters) are masked in `source_uri`, which every table stores.
     """
+    for record in _fetch_all(source, ctx, clock, sleep):
+        record.source_uri = public_url(record.source_uri)
+        yield record
+
+
+def _fetch_all(
+    source: WebSource, ctx: SourceContext, clock: Callable[[], float], sleep: Callable[[float], None]
+) -> Iterator[RawRecord]:
     pacer = _Pacer(source.rate_limit, clock, sleep)
     robots: dict[str, _Robots] = {}
     with requests.Session() as session:
