@@ -115,3 +115,12 @@ def test_settings_defaults(tmp_path):
     assert Settings.from_env({"PTDATA_HOME": str(tmp_path)}).config_path == tmp_path / "ptdata.yaml"
     with pytest.raises(ConfigError, match="PTDATA_ENGINE"):
         Settings.from_env({"PTDATA_HOME": str(tmp_path), "PTDATA_ENGINE": "spark"})
+
+
+def test_readme_example_config_is_valid(tmp_path):
+    import re
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    block = re.search(r"```yaml\n(.*?)```", readme, re.S).group(1)
+    cfg = _parse(yaml.safe_load(block), tmp_path, {"PG_PASSWORD": "pw", "API_TOKEN": "token"}).pipeline
+    assert {s.kind for s in cfg.sources} == {"files", "sql", "http", "web"}
