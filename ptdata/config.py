@@ -206,10 +206,6 @@ class LoadedConfig:
         q = Path(p).expanduser()
         return q if q.is_absolute() else (self.folder / q).resolve()
 
-    @property
-    def hash(self) -> str:
-        return stable_hash(self.pipeline)
-
 
 def stable_hash(obj: Any) -> str:
     """A short, order-independent hash of config models or plain data, for code versions."""

@@ -59,10 +59,6 @@ class Lake:
         once never share a staging folder, so one cleaning up cannot pull a folder from under another."""
         return f"{self.root}/_staging/{stage_id}/{part.relpath}/{PART_FILE}"
 
-    def table_glob(self, layer: str, table: str) -> str:
-        """What DuckDB's read_parquet(..., hive_partitioning=true) takes to read the whole table."""
-        return f"{self.url}/{layer}/{table}/**/*.parquet"
-
     def exists(self, part: TablePartition) -> bool:
         return self.fs.exists(self.path(part))
 
@@ -109,6 +105,3 @@ class Lake:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
         return h.hexdigest()
-
-    def partition_version(self, part: TablePartition) -> str | None:
-        return self.data_version(self.path(part)) if self.exists(part) else None

@@ -10,7 +10,8 @@ from collections import Counter
 import dagster as dg
 
 from ptdata.assets.common import SINGLE_RUN, check_result, column_schema, combined_version, partition_dates
-from ptdata.checks.bronze import QUARANTINE_PANDERA, Outcome, audit_staged, validate_file
+from ptdata.checks.bronze import QUARANTINE_PANDERA, audit_staged, validate_file
+from ptdata.checks.outcome import Outcome
 from ptdata.config import REGIMES, LoadedConfig, stable_hash
 from ptdata.ingest import StagedBronze, stage_bronze
 from ptdata.lake import Lake, TablePartition

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import dagster as dg
 import pyarrow as pa
 
-from ptdata.checks.bronze import Outcome
+from ptdata.checks.outcome import Outcome
 
 SINGLE_RUN = dg.BackfillPolicy.single_run()
 

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from ptdata.assets.common import SINGLE_RUN, check_result, column_schema, combined_version, partition_dates
-from ptdata.checks.bronze import Outcome
+from ptdata.checks.outcome import Outcome
 from ptdata.config import REGIMES, LoadedConfig, stable_hash
 from ptdata.lake import Lake, TablePartition
 from ptdata.resources import PtdataResource

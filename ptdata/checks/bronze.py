@@ -6,14 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any
 
 import duckdb
 import pandera.polars as pa
 import polars as pl
 from pandera.api.polars.types import PolarsData
 
+from ptdata.checks.outcome import Outcome
 from ptdata.config import LoadedConfig
 from ptdata.ingest import StagedBronze
 from ptdata.lake import Lake
@@ -21,16 +20,6 @@ from ptdata.lake import Lake
 CANONICAL_ROLES = ["system", "user", "assistant", "tool"]
 _HEX32 = r"^[0-9a-f]{32}$"
 _MESSAGES_DTYPE = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
-
-
-@dataclass
-class Outcome:
-    """One audit's result: whether it passed, what it measured, and a one-line reason when it did not."""
-
-    name: str
-    passed: bool
-    metadata: dict[str, Any] = field(default_factory=dict)
-    description: str = ""
 
 
 def _valid_messages(data: PolarsData) -> pl.LazyFrame:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -43,10 +42,6 @@ class SourceContext:
     @property
     def end(self) -> str:
         return (self.date + dt.timedelta(days=1)).isoformat()
-
-
-class SourceReader(Protocol):
-    def __call__(self, source: Any, ctx: SourceContext) -> Iterator[RawRecord]: ...
 
 
 def error_record(source_uri: str, reason: str, detail: str, raw: bytes | str | None = None) -> RawRecord:

@@ -44,13 +44,7 @@ from typing import Any
 import orjson
 import phonenumbers
 
-PII_TYPES: tuple[str, ...] = (
-    "EMAIL",
-    "PHONE",
-    "IP_ADDRESS",
-    "CREDIT_CARD",
-    "IBAN",
-    "US_SSN",
+_SECRETS: tuple[str, ...] = (
     "AWS_ACCESS_KEY",
     "AWS_SECRET_KEY",
     "GITHUB_TOKEN",
@@ -60,18 +54,8 @@ PII_TYPES: tuple[str, ...] = (
     "PRIVATE_KEY",
     "URL_PASSWORD",
 )
-SECRET_TYPES: frozenset[str] = frozenset(
-    {
-        "AWS_ACCESS_KEY",
-        "AWS_SECRET_KEY",
-        "GITHUB_TOKEN",
-        "SLACK_TOKEN",
-        "OPENAI_KEY",
-        "JWT",
-        "PRIVATE_KEY",
-        "URL_PASSWORD",
-    }
-)
+PII_TYPES: tuple[str, ...] = ("EMAIL", "PHONE", "IP_ADDRESS", "CREDIT_CARD", "IBAN", "US_SSN", *_SECRETS)
+SECRET_TYPES: frozenset[str] = frozenset(_SECRETS)
 
 # When two candidates overlap, the more specific one wins: a whole PEM block over the secrets inside it, a
 # JWT over the base64 runs in it, a URL password over the "password@host" that also looks like an e-mail, and
