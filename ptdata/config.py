@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ptdata.shapes import SHAPES_BY_REGIME
 from ptdata.transforms.pii import Allowlist
+from ptdata.transforms.quality import QualityRules
 
 REGIMES: tuple[str, ...] = ("sft", "preference", "rlvr", "text")
 Regime = Literal["sft", "preference", "rlvr", "text"]
@@ -49,6 +50,14 @@ class _SourceBase(_Strict):
     # PII that is not PII for this source, added to the defaults (RFC 2606 domains, documentation IPs):
     # {email_domains: [...], ip_networks: [...], literals: [...], fictional_phones: bool}
     pii_allowlist: dict[str, Any] = {}
+    # silver's quality rules for this source, rule by rule over the regime's defaults, e.g.
+    # {length: {max_chars: 8000}, refusal: {enabled: false}} (see transforms/quality.py for every rule)
+    quality: dict[str, Any] = {}
+    # ISO 639-1 codes this source's records may be in (the `language` rule); null allows every language
+    allowed_languages: list[Annotated[str, Field(pattern=r"^[a-z]{2,3}$")]] | None = None
+
+    def quality_rules(self) -> QualityRules:
+        return QualityRules.for_regime(self.regime, self.quality, self.allowed_languages)
 
     @field_validator("pii_allowlist")
     @classmethod
@@ -61,6 +70,12 @@ class _SourceBase(_Strict):
         if isinstance(self.shape, str) and self.shape != "auto" and self.shape not in SHAPES_BY_REGIME[self.regime]:
             allowed = ["auto", *SHAPES_BY_REGIME[self.regime], "a field map"]
             raise ValueError(f"shape {self.shape!r} does not fit regime {self.regime!r}; use one of {allowed}")
+        try:
+            self.quality_rules()
+        except ValidationError as e:
+            first = e.errors()[0]
+            msg = "unknown rule or key" if first["type"] == "extra_forbidden" else first["msg"]
+            raise ValueError(f"quality.{_loc(first['loc'])}: {msg}") from None
         return self
 
 
@@ -209,11 +224,11 @@ class LoadedConfig:
 
 def stable_hash(obj: Any) -> str:
     """A short, order-independent hash of config models or plain data, for code versions."""
-    if isinstance(obj, BaseModel):
-        obj = obj.model_dump(mode="json")
-    elif isinstance(obj, list | tuple):
-        obj = [o.model_dump(mode="json") if isinstance(o, BaseModel) else o for o in obj]
-    return hashlib.sha256(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
+
+    def plain(o: Any) -> Any:
+        return o.model_dump(mode="json") if isinstance(o, BaseModel) else o
+
+    return hashlib.sha256(orjson.dumps(obj, default=plain, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
 
 
 def _interpolate(node: Any, path: str, env: Mapping[str, str]) -> Any:
@@ -256,6 +271,8 @@ def _format_errors(err: ValidationError) -> str:
             msg = "unknown key"
         elif e["type"] == "union_tag_invalid":
             msg = f"must be one of {e['ctx']['expected_tags']}"
+        elif e["type"] == "value_error":
+            msg = msg.removeprefix("Value error, ")
         lines.append(f"{_loc(e['loc'])}: {msg}")
     return "\n".join(lines)
 

@@ -8,11 +8,15 @@ file or the new one, never a mix. A failed audit leaves the staged file for insp
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import os
+import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import duckdb
 import fsspec
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -72,8 +76,18 @@ class Lake:
     def parquet_file(self, path: str) -> pq.ParquetFile:
         return pq.ParquetFile(path, filesystem=self.arrow_fs)
 
-    def read_table(self, path: str, columns: list[str] | None = None) -> pa.Table:
-        return pq.read_table(path, columns=columns, filesystem=self.arrow_fs)
+    def read_table(self, path: str, columns: list[str] | None = None, filters: list | None = None) -> pa.Table:
+        return pq.read_table(path, columns=columns, filters=filters, filesystem=self.arrow_fs)
+
+    @contextlib.contextmanager
+    def duckdb(self, memory_limit: str = "1GB", threads: int = 2) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A DuckDB connection that reads this lake's files, under a memory limit above which it spills to a
+        temporary folder: queries over every partition stay bounded in memory whatever the history's size."""
+        with tempfile.TemporaryDirectory(prefix="ptdata-duckdb-") as spill, duckdb.connect() as con:
+            con.execute(f"SET memory_limit = '{memory_limit}'; SET temp_directory = '{spill}'; SET threads = {threads}")
+            if not self.local:
+                con.register_filesystem(self.fs)
+            yield con
 
     def publish(self, staged: str, part: TablePartition) -> str:
         """Replace the live partition by the staged file, atomically; returns the live path."""
@@ -105,3 +119,8 @@ class Lake:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
         return h.hexdigest()
+
+
+def parquet_list(paths: Sequence[str]) -> str:
+    """A SQL list literal of file paths, for DuckDB's read_parquet."""
+    return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"

@@ -53,5 +53,35 @@ DEDUP_SIGNATURES_SCHEMA = pa.schema(
         ("exact_key", pa.string()),  # hash of the normalized, redacted, folded dedup text
         ("band_keys", pa.list_(pa.uint64())),  # one MinHash LSH key per band; 0 for an empty text
         ("shingles", pa.int32()),  # word n-grams in the dedup text, for the record's weight in reports
+        # what silver needs of every earlier record to decide which duplicate survives: only records that pass
+        # the quality rules and are not contaminated take part in dedup, so a kept record's dup_of is kept too
+        ("reject", pa.string()),  # quality:<rule> or contaminated; null when the record may survive
+        ("detail", pa.string()),  # every failed rule, or the eval item and matched n-gram
+        ("eval_set", pa.string()),
+        ("lang", pa.string()),  # ISO 639-1 code, or und
+        ("quality_score", pa.float64()),
+        ("pii", pa.string()),  # PII spans redacted, by type, as a JSON object (null when none)
+    ]
+)
+
+# silver keeps bronze's columns except `meta` (unused input fields, unredacted), and adds what silver measured
+SILVER_EXTRA = [("lang", pa.string()), ("quality_score", pa.float64())]
+
+
+def silver_schema(regime: str) -> pa.Schema:
+    return pa.schema([*COMMON, *REGIME_COLUMNS[regime], *SILVER_EXTRA])
+
+
+REJECTIONS_SCHEMA = pa.schema(
+    [
+        ("record_id", pa.string()),
+        ("source", pa.string()),
+        ("source_uri", pa.string()),
+        ("regime", pa.string()),
+        ("date", pa.date32()),
+        ("reason", pa.string()),  # exact_dup | near_dup | contaminated | quality:<rule>
+        ("detail", pa.string()),
+        ("dup_of", pa.string()),  # the kept record a duplicate lost to
+        ("eval_set", pa.string()),
     ]
 )

@@ -21,6 +21,9 @@ CONFIG = {
     ],
 }
 
+# the bronze layer alone: these landing zones hold records silver would rightly reject as low quality
+BRONZE = "group:bronze"
+
 
 def chat(i: int, text: str = "hello") -> dict:
     return {
@@ -89,7 +92,7 @@ def table(settings, name: str):
 def test_hostile_landing_zone_every_record_accounted(make_home, instance):
     settings = make_home(CONFIG)
     expected = write_hostile_landing(settings)
-    result = run(settings, instance, D)
+    result = run(settings, instance, D, select=BRONZE)
     assert result.success
     sft = {r[0]: r[1] for r in table(settings, "bronze_sft").select("source_uri, source_key").fetchall()}
     assert sft["export.jsonl:1"] == "c1" and sft["export.jsonl:11"] == "c2" and sft["export.jsonl:13"] == "c3"
@@ -130,9 +133,9 @@ def _files(settings) -> dict[str, bytes]:
 def test_rematerializing_gives_byte_identical_parquet(make_home, instance):
     settings = make_home(CONFIG)
     write_hostile_landing(settings)
-    assert run(settings, instance, D).success
+    assert run(settings, instance, D, select=BRONZE).success
     first = _files(settings)
-    assert run(settings, instance, D).success
+    assert run(settings, instance, D, select=BRONZE).success
     assert _files(settings) == first  # bronze and everything downstream of it
     assert len([f for f in first if f.startswith("bronze/")]) == 4 + 4  # every regime and its quarantine part
     versions = [
@@ -175,7 +178,7 @@ def test_partition_range_is_one_run(make_home, instance):
     settings = make_home(CONFIG)
     for day in ("2026-11-01", "2026-11-02", "2026-11-03"):
         (landing(settings, "chat", day) / "a.jsonl").write_bytes(jl(chat(1, day)))
-    result = run(settings, instance, "2026-11-01", "2026-11-03")
+    result = run(settings, instance, "2026-11-01", "2026-11-03", select=BRONZE)
     assert result.success
     rows = table(settings, "bronze_sft").select("cast(date as varchar), messages[1].content").order("1").fetchall()
     assert rows == [(day, f"{day} 1") for day in ("2026-11-01", "2026-11-02", "2026-11-03")]
@@ -207,7 +210,7 @@ def test_row_formats_end_to_end(make_home, instance, fmt):
         pq.write_table(t, d / "x.parquet")
     else:
         (d / "x.csv").write_text('instruction,input,output\n"Say hi",,hi\nCount,1 2,"1, 2, 3"\n')
-    assert run(settings, instance, D).success
+    assert run(settings, instance, D, select=BRONZE).success
     rows = table(settings, "bronze_sft").select("source_uri, messages").order("1").fetchall()
     assert [r[0] for r in rows] == [f"x.{fmt}#0", f"x.{fmt}#1"]
     assert rows[1][1][0]["content"] == "Count\n\n1 2" and rows[1][1][1]["content"] == "1, 2, 3"
@@ -254,7 +257,7 @@ def test_http_and_sql_sources_end_to_end(make_home, instance, api, tmp_path):
             ],
         }
     )
-    assert run(settings, instance, D).success
+    assert run(settings, instance, D, select=BRONZE).success
     sft = table(settings, "bronze_sft").select("source_uri, messages[1].content").fetchall()
     assert sft == [(f"{api.url}/v1/chats?since={D}&page=1#0", f"{D} 1")]
     q = table(settings, "bronze_quarantine").select("source_uri, reason").fetchall()

@@ -108,7 +108,10 @@ def test_dedup_signatures_need_their_bronze_partitions(make_home, instance):
     settings = make_home({"start_date": "2026-11-01", "sources": []})
     result = run(settings, instance, "2026-11-02", select="dedup_signatures")
     assert not result.success
-    assert (
-        "bronze_sft 2026-11-02 is not materialized"
-        in result.get_step_failure_events()[0].step_failure_data.error.message
-    )
+    message = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "eval_index is not materialized" in message
+    assert run(settings, instance, "2026-11-02", select="eval_index").success
+    result = run(settings, instance, "2026-11-02", select="dedup_signatures")
+    assert not result.success
+    message = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "bronze_sft 2026-11-02 is not materialized" in message

@@ -10,11 +10,12 @@ from collections import Counter
 import dagster as dg
 
 from ptdata.assets.common import SINGLE_RUN, check_result, column_schema, combined_version, partition_dates
-from ptdata.checks.bronze import QUARANTINE_PANDERA, audit_staged, validate_file
+from ptdata.assets.parts import regime_parts_asset
+from ptdata.checks.bronze import QUARANTINE_PANDERA, audit_staged
 from ptdata.checks.outcome import Outcome
-from ptdata.config import REGIMES, LoadedConfig, stable_hash
+from ptdata.config import LoadedConfig, stable_hash
 from ptdata.ingest import StagedBronze, stage_bronze
-from ptdata.lake import Lake, TablePartition
+from ptdata.lake import Lake
 from ptdata.resources import PtdataResource
 from ptdata.tables import QUARANTINE_SCHEMA, bronze_schema
 
@@ -117,61 +118,13 @@ def _publish_or_fail(
 
 
 def bronze_quarantine_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    """The quarantine table's files are written by the bronze assets (one `regime=` folder each); this asset
-    is the table as a whole: it audits every regime's part and reports what was quarantined and why."""
-
-    @dg.asset(
-        name="bronze_quarantine",
-        group_name="bronze",
-        partitions_def=partitions,
-        backfill_policy=SINGLE_RUN,
-        code_version=BRONZE_CODE_VERSION,
-        deps=[f"bronze_{r}" for r in REGIMES],
-        kinds={"parquet"},
-        description="Every input record that could not be read or mapped, with its reason and the raw input.",
-        check_specs=[
-            dg.AssetCheckSpec(
-                "schema", asset="bronze_quarantine", blocking=True, description="every regime's part present and valid"
-            )
-        ],
+    return regime_parts_asset(
+        "bronze_quarantine",
+        "bronze",
+        "bronze",
+        partitions,
+        QUARANTINE_SCHEMA,
+        QUARANTINE_PANDERA,
+        BRONZE_CODE_VERSION,
+        "Every input record that could not be read or mapped, with its reason and the raw input.",
     )
-    def _quarantine(context: dg.AssetExecutionContext, ptdata: PtdataResource):  # noqa: ANN202
-        lake = ptdata.lake()
-        audits, versions = [], {}
-        by_reason: Counter[str] = Counter()
-        by_regime: Counter[str] = Counter()
-        by_source: Counter[str] = Counter()
-        for date in partition_dates(context):
-            problems, rows = [], 0
-            for regime in REGIMES:
-                part = TablePartition("bronze", "bronze_quarantine", date, regime)
-                if not lake.exists(part):
-                    problems.append(f"no part for regime {regime} (is bronze_{regime} materialized for {date}?)")
-                    continue
-                out = validate_file(lake, lake.path(part), QUARANTINE_PANDERA)
-                problems += out.metadata["failures"]
-                rows += out.metadata["rows"]
-                versions[f"{date}/{regime}"] = lake.data_version(lake.path(part))
-                t = lake.read_table(lake.path(part), columns=["reason", "source"])
-                by_reason.update(t.column("reason").to_pylist())
-                by_source.update(t.column("source").to_pylist())
-                by_regime[regime] += t.num_rows
-            desc = f"bronze_quarantine {date}: {problems[0]}" if problems else ""
-            audits.append((date, Outcome("schema", not problems, {"rows": rows, "problems": problems[:5]}, desc)))
-        result = check_result("bronze_quarantine", "schema", audits)
-        yield result
-        if not result.passed:
-            raise dg.Failure(description=result.description)
-        yield dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": sum(by_regime.values()),
-                "dagster/column_schema": column_schema(QUARANTINE_SCHEMA),
-                "by_reason": dict(sorted(by_reason.items())),
-                "by_regime": dict(sorted(by_regime.items())),
-                "by_source": dict(sorted(by_source.items())),
-                "path": dg.MetadataValue.path(f"{lake.url}/bronze/bronze_quarantine"),
-            },
-            data_version=dg.DataVersion(combined_version(versions)),
-        )
-
-    return _quarantine

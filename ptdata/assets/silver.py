@@ -1,38 +1,41 @@
-"""Silver assets. So far: eval_index, the n-gram index of the registered eval sets that decontamination reads,
-and dedup_signatures, the per-partition keys that global dedup joins on."""
+"""Silver assets: eval_index (the n-gram index of the registered eval sets), dedup_signatures (per partition,
+what global dedup joins on), silver_<regime> (each partition's kept records) and silver_rejections.
 
-import datetime as dt
-import hashlib
+silver_<regime>(D) reads dedup_signatures of every partition up to D, so it depends on all of them; the
+partition mapping says so, and Dagster shows later silver partitions stale when an earlier signatures
+partition changes (Dagster tracks this for up to 99 upstream partitions; past that, the asset still refuses
+signatures built with another config, see curate.signature_inputs)."""
+
 import time
+from collections import Counter
 
 import dagster as dg
-import numpy as np
-import pyarrow as pa
 
 from ptdata.assets.common import SINGLE_RUN, check_result, column_schema, combined_version, partition_dates
+from ptdata.assets.parts import regime_parts_asset
 from ptdata.checks.outcome import Outcome
+from ptdata.checks.silver import REJECTIONS_PANDERA, SILVER_CHECKS, audit_staged
 from ptdata.config import REGIMES, LoadedConfig, stable_hash
+from ptdata.curate import (
+    EVAL_INDEX,
+    FUNNEL_STAGES,
+    SILVER_CODE_VERSION,
+    SilverInputError,
+    StagedSilver,
+    eval_files_hash,
+    load_eval_index,
+    signatures_version,
+    stage_signatures,
+    stage_silver,
+)
 from ptdata.lake import Lake, TablePartition
 from ptdata.resources import PtdataResource
-from ptdata.tables import DEDUP_SIGNATURES_SCHEMA
+from ptdata.tables import DEDUP_SIGNATURES_SCHEMA, REJECTIONS_SCHEMA, silver_schema
 from ptdata.transforms.decontam import INDEX_SCHEMA, EvalIndex
-from ptdata.transforms.dedup import band_keys, lsh_bands, minhash_signatures, ngram_hashes
+from ptdata.transforms.dedup import lsh_bands
 from ptdata.transforms.eval_io import load_eval_items
-from ptdata.transforms.pii import Allowlist
-from ptdata.transforms.prepare import dedup_key, exact_key, prepare_record
 
 EVAL_INDEX_CODE_VERSION = "1"
-# bump when normalization, redaction or the signature scheme change what is written
-DEDUP_SIGNATURES_CODE_VERSION = "1"
-EVAL_INDEX = TablePartition("silver", "eval_index")
-
-
-def _eval_files_hash(cfg: LoadedConfig) -> str:
-    """The eval files' contents belong in the code version: a changed eval set must make the index stale."""
-    h = hashlib.sha256()
-    for ev in cfg.pipeline.eval_sets:
-        h.update(cfg.resolve(ev.path).read_bytes())
-    return h.hexdigest()[:12]
 
 
 def build_eval_index(cfg: LoadedConfig) -> tuple[EvalIndex, dict[str, int], list[str]]:
@@ -55,7 +58,7 @@ def build_eval_index(cfg: LoadedConfig) -> tuple[EvalIndex, dict[str, int], list
 def eval_index_asset(cfg: LoadedConfig) -> dg.AssetsDefinition:
     version = (
         f"{EVAL_INDEX_CODE_VERSION}-{stable_hash([*cfg.pipeline.eval_sets, cfg.pipeline.decontam])}"
-        f"-{_eval_files_hash(cfg)}"
+        f"-{eval_files_hash(cfg)}"
     )
 
     @dg.asset(
@@ -105,42 +108,11 @@ def eval_index_asset(cfg: LoadedConfig) -> dg.AssetsDefinition:
     return _eval_index
 
 
-def signatures_of_partition(
-    lake: Lake, cfg: LoadedConfig, regime: str, date: dt.date, staged: str, bands: int, rows: int
-) -> int:
-    """Stage the dedup signatures of one bronze partition, row group by row group; returns the rows written."""
-    dedup = cfg.pipeline.dedup
-    allow = {s.name: Allowlist.from_config(s.pii_allowlist) for s in cfg.pipeline.sources_of(regime)}
-    fields = dedup.fields.get(regime)
-    bronze = lake.parquet_file(lake.path(TablePartition("bronze", f"bronze_{regime}", date)))
-    written = 0
-    with lake.parquet_writer(staged, DEDUP_SIGNATURES_SCHEMA) as writer:
-        for i in range(bronze.num_row_groups):
-            records = bronze.read_row_group(i).to_pylist()
-            keys = [dedup_key(regime, prepare_record(regime, r, allow[r["source"]])[0], fields) for r in records]
-            hashes = ngram_hashes(keys, dedup.ngram)
-            band = band_keys(minhash_signatures(hashes, dedup.num_perm), bands, rows)
-            batch = {
-                "record_id": [r["record_id"] for r in records],
-                "source": [r["source"] for r in records],
-                "regime": [regime] * len(records),
-                "date": [date] * len(records),
-                "exact_key": [exact_key(k) for k in keys],
-                "band_keys": pa.FixedSizeListArray.from_arrays(pa.array(band.ravel()), bands).cast(
-                    pa.list_(pa.uint64())
-                ),
-                "shingles": [len(np.unique(h)) for h in hashes],
-            }
-            writer.write_table(pa.table(batch, schema=DEDUP_SIGNATURES_SCHEMA))
-            written += len(records)
-    return written
-
-
 def dedup_signatures_asset(partitions: dg.PartitionsDefinition, cfg: LoadedConfig) -> dg.AssetsDefinition:
-    """Per partition and regime, the exact key and MinHash band keys of every bronze record: the persistent
-    index that makes silver's dedup global (a new partition is joined against every earlier one's keys)."""
-    allowlists = [(s.name, s.pii_allowlist) for s in cfg.pipeline.sources]
-    version = f"{DEDUP_SIGNATURES_CODE_VERSION}-{stable_hash([cfg.pipeline.dedup, allowlists])}"
+    """Per partition and regime, what silver needs of every bronze record to dedup later partitions against it:
+    exact key, MinHash band keys, and whether it may survive (quality, contamination), with its language and
+    quality score. The persistent index that makes silver's dedup global."""
+    version = stable_hash([signatures_version(cfg, r) for r in REGIMES])
 
     @dg.asset(
         name="dedup_signatures",
@@ -148,9 +120,10 @@ def dedup_signatures_asset(partitions: dg.PartitionsDefinition, cfg: LoadedConfi
         partitions_def=partitions,
         backfill_policy=SINGLE_RUN,
         code_version=version,
-        deps=[f"bronze_{r}" for r in REGIMES],
+        deps=[*(f"bronze_{r}" for r in REGIMES), "eval_index"],
         kinds={"parquet", "numpy"},
-        description="Exact keys and MinHash LSH band keys of every bronze record, after normalization and redaction.",
+        description="Per bronze record: exact key and MinHash LSH band keys of its normalized, redacted text, its "
+        "quality verdict, contamination and language.",
         check_specs=[
             dg.AssetCheckSpec(
                 "coverage", asset="dedup_signatures", blocking=True, description="one row per bronze record"
@@ -160,8 +133,10 @@ def dedup_signatures_asset(partitions: dg.PartitionsDefinition, cfg: LoadedConfi
     def _signatures(context: dg.AssetExecutionContext, ptdata: PtdataResource):  # noqa: ANN202 - events
         cfg = ptdata.load_config()
         lake = ptdata.lake()
-        dedup = cfg.pipeline.dedup
-        bands, rows = lsh_bands(dedup.threshold, dedup.num_perm)
+        try:
+            index = load_eval_index(lake)
+        except SilverInputError as e:
+            raise dg.Failure(description=str(e)) from None
         t0 = time.perf_counter()
         staged, audits, counts = [], [], {}
         for date in partition_dates(context):
@@ -173,7 +148,7 @@ def dedup_signatures_asset(partitions: dg.PartitionsDefinition, cfg: LoadedConfi
                     continue
                 part = TablePartition("silver", "dedup_signatures", date, regime)
                 path = lake.staged_path(part, f"{context.run_id}-dedup_signatures")
-                n = signatures_of_partition(lake, cfg, regime, date, path, bands, rows)
+                n = stage_signatures(lake, cfg, regime, date, path, index)
                 expected = lake.parquet_file(lake.path(source_part)).metadata.num_rows
                 if n != expected:
                     problems.append(f"{regime} {date}: {n} signatures for {expected} bronze records")
@@ -188,6 +163,7 @@ def dedup_signatures_asset(partitions: dg.PartitionsDefinition, cfg: LoadedConfi
         versions = {f"{part.date}/{part.regime}": lake.data_version(lake.publish(path, part)) for path, part in staged}
         seconds = time.perf_counter() - t0
         total = sum(counts.values())
+        bands, rows = lsh_bands(cfg.pipeline.dedup.threshold, cfg.pipeline.dedup.num_perm)
         yield dg.MaterializeResult(
             metadata={
                 "dagster/row_count": total,
@@ -203,3 +179,137 @@ def dedup_signatures_asset(partitions: dg.PartitionsDefinition, cfg: LoadedConfi
         )
 
     return _signatures
+
+
+def silver_asset(regime: str, partitions: dg.PartitionsDefinition, cfg: LoadedConfig) -> dg.AssetsDefinition:
+    name = f"silver_{regime}"
+    version = f"{SILVER_CODE_VERSION}-{stable_hash([signatures_version(cfg, regime), cfg.pipeline.quality])}"
+
+    @dg.asset(
+        name=name,
+        group_name="silver",
+        partitions_def=partitions,
+        backfill_policy=SINGLE_RUN,
+        code_version=version,
+        deps=[
+            f"bronze_{regime}",
+            # silver(D) reads every earlier partition's signatures: a window reaching back past any start date
+            dg.AssetDep(
+                "dedup_signatures",
+                partition_mapping=dg.TimeWindowPartitionMapping(
+                    start_offset=-100_000, end_offset=0, allow_nonexistent_upstream_partitions=True
+                ),
+            ),
+            "eval_index",
+        ],
+        kinds={"parquet", "duckdb", "polars"},
+        description=f"{regime} records normalized, redacted, passing the quality rules, free of eval leaks, and "
+        "unique (exact and near) against every partition up to this one.",
+        check_specs=[
+            dg.AssetCheckSpec(c, asset=name, blocking=True, description=d)
+            for c, d in (
+                ("schema", "pandera schema of silver and of the rejections, unique record_id"),
+                ("accounting", "bronze = silver + rejections, per source"),
+                ("unique_content", "no content hash twice, within the partition or with an earlier one"),
+                ("decontaminated", "no kept record matches an eval item"),
+                ("pii_free", "a second PII scan of the kept records finds nothing"),
+                ("quality_pass_rate", "the share passing the quality rules is at least quality.min_pass_rate"),
+            )
+        ]
+        + [
+            dg.AssetCheckSpec(
+                "complete_history", asset=name, description="every earlier partition was there to dedup against"
+            )
+        ],
+    )
+    def _silver(context: dg.AssetExecutionContext, ptdata: PtdataResource):  # noqa: ANN202 - events
+        cfg = ptdata.load_config()
+        lake = ptdata.lake()
+        staged, audits = [], []
+        try:
+            index = load_eval_index(lake)
+            for date in partition_dates(context):
+                staged.append(stage_silver(lake, cfg, regime, date, f"{context.run_id}-{name}"))
+        except SilverInputError as e:
+            raise dg.Failure(description=str(e)) from None
+        for st in staged:
+            audits.append((st.date, audit_staged(lake, cfg, st, index)))
+            context.log.info(
+                f"{name} {st.date}: {st.bronze_rows} bronze, {st.silver_rows} silver, "
+                f"{st.bronze_rows - st.silver_rows} rejected ({dict(st.reasons)})"
+            )
+        for check in SILVER_CHECKS:
+            yield check_result(name, check, [(d, a[check]) for d, a in audits])
+        history = [(d, a["complete_history"]) for d, a in audits]
+        yield check_result(name, "complete_history", history, dg.AssetCheckSeverity.WARN)
+        for _, outcome in history:
+            if not outcome.passed:
+                context.log.warning(outcome.description)
+        failed = [a[c] for _, a in audits for c in SILVER_CHECKS if not a[c].passed]
+        if failed:
+            raise dg.Failure(
+                description=f"{name} not published: {failed[0].description}",
+                metadata={"staged_files_kept_at": lake.url + "/_staging/" + f"{context.run_id}-{name}"},
+            )
+        versions = {}
+        for st in staged:
+            lake.publish(st.rejections_staged, st.rejections)
+            versions[st.date.isoformat()] = lake.data_version(lake.publish(st.silver_staged, st.silver))
+        yield dg.MaterializeResult(
+            metadata=_silver_metadata(staged, versions, lake, name),
+            data_version=dg.DataVersion(combined_version(versions)),
+        )
+
+    return _silver
+
+
+def _silver_metadata(staged: list[StagedSilver], versions: dict[str, str], lake: Lake, name: str) -> dict:
+    funnel: dict[str, Counter[str]] = {}
+    reasons: Counter[str] = Counter()
+    pii: Counter[str] = Counter()
+    eval_items: dict[str, set[str]] = {}
+    eval_removed: Counter[str] = Counter()
+    for st in staged:
+        for source, counts in st.funnel.items():
+            funnel.setdefault(source, Counter()).update(counts)
+        reasons.update(st.reasons)
+        pii.update(st.pii)
+        eval_removed.update(st.eval_removed)
+        for eval_set, items in st.eval_hits.items():
+            eval_items.setdefault(eval_set, set()).update(items)
+    bronze = sum(st.bronze_rows for st in staged)
+    silver = sum(st.silver_rows for st in staged)
+    seconds = sum(st.seconds["total"] for st in staged)
+    return {
+        "dagster/row_count": silver,
+        "dagster/column_schema": column_schema(silver_schema(staged[0].regime)),
+        "bronze_records": bronze,
+        "rejected": bronze - silver,
+        "rejected_by_reason": dict(sorted(reasons.items())),
+        "funnel_per_source": {s: {k: c[k] for k in FUNNEL_STAGES} for s, c in sorted(funnel.items())},
+        "pii_redacted_by_type": dict(sorted(pii.items())),
+        "decontamination_per_eval_set": {
+            k: {"items_hit": len(v), "records_removed": eval_removed[k], "items": sorted(v)[:20]}
+            for k, v in sorted(eval_items.items())
+        },
+        "candidate_pairs": sum(st.candidate_pairs for st in staged),
+        "verified_pairs": sum(st.verified_pairs for st in staged),
+        "seconds": round(seconds, 3),
+        "records_per_s": round(bronze / seconds, 1) if seconds else 0.0,
+        "data_versions": versions,
+        "path": dg.MetadataValue.path(f"{lake.url}/silver/{name}"),
+    }
+
+
+def silver_rejections_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    return regime_parts_asset(
+        "silver_rejections",
+        "silver",
+        "silver",
+        partitions,
+        REJECTIONS_SCHEMA,
+        REJECTIONS_PANDERA,
+        SILVER_CODE_VERSION,
+        "Every bronze record silver did not keep: its reason, the kept record a duplicate lost to, the eval set "
+        "a contaminated one matched.",
+    )

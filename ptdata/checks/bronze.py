@@ -4,10 +4,8 @@ reports each outcome as an AssetCheckResult and publishes only when every blocki
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
 from collections import Counter
 
-import duckdb
 import pandera.polars as pa
 import polars as pl
 from pandera.api.polars.types import PolarsData
@@ -18,7 +16,7 @@ from ptdata.ingest import StagedBronze
 from ptdata.lake import Lake
 
 CANONICAL_ROLES = ["system", "user", "assistant", "tool"]
-_HEX32 = r"^[0-9a-f]{32}$"
+HEX32 = r"^[0-9a-f]{32}$"
 _MESSAGES_DTYPE = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
 
 
@@ -39,15 +37,17 @@ def _messages_column() -> pa.Column:
     )
 
 
-def bronze_pandera_schema(regime: str, sources: list[str], date: dt.date) -> pa.DataFrameSchema:
+def bronze_pandera_schema(regime: str, sources: list[str], date: dt.date, layer: str = "bronze") -> pa.DataFrameSchema:
+    """The schema of a bronze_<regime> partition, or with layer="silver" of a silver_<regime> one: no `meta`
+    (unused input fields, never redacted), and the language and quality score silver measured."""
     columns: dict[str, pa.Column] = {
-        "record_id": pa.Column(pl.String, pa.Check.str_matches(_HEX32), nullable=False),
+        "record_id": pa.Column(pl.String, pa.Check.str_matches(HEX32), nullable=False),
         "source": pa.Column(pl.String, pa.Check.isin(sources), nullable=False),
         "source_uri": pa.Column(pl.String, pa.Check.str_length(min_value=1), nullable=False),
         "source_key": pa.Column(pl.String, nullable=True),
         "license": pa.Column(pl.String, pa.Check.str_length(min_value=1), nullable=False),
         "date": pa.Column(pl.Date, pa.Check.eq(date), nullable=False),
-        "content_hash": pa.Column(pl.String, pa.Check.str_matches(_HEX32), nullable=False),
+        "content_hash": pa.Column(pl.String, pa.Check.str_matches(HEX32), nullable=False),
     }
     if regime == "sft":
         columns["messages"] = _messages_column()
@@ -62,13 +62,17 @@ def bronze_pandera_schema(regime: str, sources: list[str], date: dt.date) -> pa.
         }
     else:
         columns["text"] = pa.Column(pl.String, nullable=False)
-    columns["meta"] = pa.Column(pl.String, pa.Check.str_startswith("{"), nullable=True)
-    return pa.DataFrameSchema(columns, strict=True, ordered=True, name=f"bronze_{regime}")
+    if layer == "silver":
+        columns["lang"] = pa.Column(pl.String, pa.Check.str_matches(r"^([a-z]{2,3}|und)$"), nullable=False)
+        columns["quality_score"] = pa.Column(pl.Float64, pa.Check.in_range(0.0, 1.0), nullable=False)
+    else:
+        columns["meta"] = pa.Column(pl.String, pa.Check.str_startswith("{"), nullable=True)
+    return pa.DataFrameSchema(columns, strict=True, ordered=True, name=f"{layer}_{regime}")
 
 
 QUARANTINE_PANDERA = pa.DataFrameSchema(
     {
-        "record_id": pa.Column(pl.String, pa.Check.str_matches(_HEX32), nullable=False),
+        "record_id": pa.Column(pl.String, pa.Check.str_matches(HEX32), nullable=False),
         "source": pa.Column(pl.String, nullable=False),
         "source_uri": pa.Column(pl.String, nullable=False),
         "regime": pa.Column(pl.String, nullable=False),
@@ -88,10 +92,7 @@ def duplicate_ids(lake: Lake, path: str) -> int:
 
     A grouped aggregate under a memory limit, which DuckDB spills to disk: memory stays bounded whatever the
     partition's size (a Python set of ids would grow with it)."""
-    with tempfile.TemporaryDirectory(prefix="ptdata-duckdb-") as spill, duckdb.connect() as con:
-        con.execute(f"SET memory_limit = '256MB'; SET temp_directory = '{spill}'; SET threads = 1")
-        if not lake.local:
-            con.register_filesystem(lake.fs)
+    with lake.duckdb(memory_limit="256MB", threads=1) as con:
         n = con.sql(
             f"select coalesce(sum(n - 1), 0) from (select count(*) as n from read_parquet('{path}') "
             "group by record_id having count(*) > 1)"
