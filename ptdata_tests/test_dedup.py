@@ -271,3 +271,81 @@ def test_dedup_text_defaults_and_overrides():
         d.dedup_text("sft", {"messages": conv}, fields=["chosen"])
     with pytest.raises(ValueError, match="unknown regime"):
         d.dedup_text("audio", {"text": "x"})
+
+
+def _resolve_inputs(records: list[tuple[str, dt.date, str]], day: dt.date):
+    """resolve_duplicates' inputs for `day` from (record_id, date, text) records, as curate.dedup_inputs builds
+    them from dedup_signatures."""
+    keys = {rid: dedup_key_text(text) for rid, _, text in records}
+    frame = pl.DataFrame(
+        {"record_id": [r for r, _, _ in records], "date": [x for _, x, _ in records], "exact_key": list(keys.values())}
+    ).filter(pl.col("date") <= day)
+    reps_all = frame.sort("date", "record_id").unique("exact_key", keep="first", maintain_order=True)
+    today = frame.filter(pl.col("date") == day).select("record_id", "exact_key").sort("record_id")
+    reps = reps_all.filter(pl.col("exact_key").is_in(today["exact_key"].implode())).select(
+        "exact_key", rep_id="record_id"
+    )
+    ids = reps_all["record_id"].to_list()
+    hashes = d.ngram_hashes([keys[r] for r in ids], 5)
+    bands, rows = d.lsh_bands(0.8, 128)
+    band = d.band_keys(d.minhash_signatures(hashes, 128), bands, rows)
+    long = d.band_key_frame(ids, band, reps_all["date"].to_list())
+    shared = long.filter((pl.col("key") != d.NO_BUCKET) & pl.col("key").is_duplicated())
+    sets = {r: np.unique(h) for r, h in zip(ids, hashes, strict=True)}
+    return today, reps, shared, lambda wanted: {r: sets[r] for r in wanted}
+
+
+def _brute_force(records: list[tuple[str, dt.date, str]], day: dt.date) -> dict[str, tuple]:
+    """Every pair's exact Jaccard, every component, over all records up to `day`: the decision of each record of
+    `day` as (reason, dup_of)."""
+    upto = sorted((x, r, dedup_key_text(t)) for r, x, t in records if x <= day)
+    rep: dict[str, str] = {}
+    for _, r, key in upto:
+        rep.setdefault(key, r)
+    order = {r: (x, r) for x, r, _ in upto}
+    reps = sorted(set(rep.values()), key=order.__getitem__)
+    sets = {r: set(d.shingles(next(k for _, q, k in upto if q == r), 5)) for r in reps}
+    pairs = [
+        (a, b)
+        for i, a in enumerate(reps)
+        for b in reps[i + 1 :]
+        if sets[a] | sets[b] and len(sets[a] & sets[b]) / len(sets[a] | sets[b]) >= 0.8
+    ]
+    survivor = _components(pairs, order)
+    out = {}
+    for x, r, key in upto:
+        if x != day:
+            continue
+        s = survivor.get(rep[key], rep[key])
+        out[r] = ("exact_dup", s) if rep[key] != r else ("near_dup", s) if s != r else (None, None)
+    return out
+
+
+def test_resolve_duplicates_matches_brute_force_over_every_partition():
+    rng = random.Random(5)
+    words = PARAGRAPH.split()
+    bases = [rng.sample(words, len(words)) for _ in range(6)]
+    records = []
+    for i in range(160):
+        base = list(rng.choice(bases))
+        for _ in range(rng.choice([0, 0, 1, 1, 2, 3, 8])):  # exact copies, near copies, and drifted ones
+            base[rng.randrange(len(base))] = rng.choice(["alpha", "beta", "gamma", "delta", "epsilon"])
+        text = " ".join(base)
+        records.append((f"{rng.getrandbits(64):016x}", dt.date(2026, 11, 1) + dt.timedelta(days=i % 4), text))
+    for day in sorted({x for _, x, _ in records}):
+        today, reps, shared, shingles_of = _resolve_inputs(records, day)
+        decisions, candidates, verified = d.resolve_duplicates(today, reps, shared, shingles_of, 0.8)
+        got = {r: (reason, dup_of) for r, reason, dup_of, _ in decisions.rows()}
+        assert got == _brute_force(records, day), day
+        assert candidates >= verified
+        # order-independent: the same rows in any order give the same decisions
+        shuffled = d.resolve_duplicates(
+            today.sample(fraction=1.0, shuffle=True, seed=1),
+            reps.sample(fraction=1.0, shuffle=True, seed=2),
+            shared.sample(fraction=1.0, shuffle=True, seed=3),
+            shingles_of,
+            0.8,
+        )[0]
+        assert shuffled.equals(decisions)
+    kinds = {reason for day in range(4) for reason, _ in _brute_force(records, dt.date(2026, 11, 1 + day)).values()}
+    assert kinds == {None, "exact_dup", "near_dup"}
