@@ -118,29 +118,39 @@ def cmd_validate_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_bronze_summary(settings: Settings, dates: Sequence[dt.date]) -> None:
-    """Rows in, rows out and rejections by reason, per regime, read back from the lake."""
+def print_summary(settings: Settings, dates: Sequence[dt.date]) -> None:
+    """Per layer and regime: rows in, rows out, and what was set aside by reason, read back from the lake."""
     import duckdb
 
     lake = settings.lake
     days = [d.isoformat() for d in dates]
     con = duckdb.connect()
-    print("\nbronze (rows in = bronze + quarantined):")
-    for regime in REGIMES:
-        n = con.execute(
-            f"select count(*) from read_parquet('{lake}/bronze/bronze_{regime}/**/*.parquet', hive_partitioning=true)"
+
+    def count(table: str) -> int:
+        return con.execute(
+            f"select count(*) from read_parquet('{lake}/{table}/**/*.parquet', hive_partitioning=true)"
             " where cast(date as varchar) in (select unnest(?))",
             [days],
         ).fetchone()[0]
-        q = con.execute(
-            f"select reason, count(*) from read_parquet('{lake}/bronze/bronze_quarantine/**/*.parquet',"
-            " hive_partitioning=true) where regime = ? and cast(date as varchar) in (select unnest(?))"
-            " group by reason order by 2 desc, 1",
+
+    def reasons(table: str, regime: str) -> list[tuple[str, int]]:
+        return con.execute(
+            f"select reason, count(*) from read_parquet('{lake}/{table}/**/*.parquet', hive_partitioning=true)"
+            " where regime = ? and cast(date as varchar) in (select unnest(?)) group by reason order by 2 desc, 1",
             [regime, days],
         ).fetchall()
-        quarantined = sum(c for _, c in q)
-        reasons = ", ".join(f"{r} {c}" for r, c in q) or "none"
-        print(f"  {regime:<11} in {n + quarantined:>6}  out {n:>6}  quarantined {quarantined:>4}: {reasons}")
+
+    for layer, inputs, aside, label in (
+        ("bronze", "input records", "bronze/bronze_quarantine", "quarantined"),
+        ("silver", "bronze records", "silver/silver_rejections", "rejected"),
+    ):
+        print(f"\n{layer} (in = {inputs} = {layer} + {label}):")
+        for regime in REGIMES:
+            out = count(f"{layer}/{layer}_{regime}")
+            why = reasons(aside, regime)
+            n = sum(c for _, c in why)
+            listed = ", ".join(f"{r} {c}" for r, c in why) or "none"
+            print(f"  {regime:<11} in {out + n:>6}  out {out:>6}  {label} {n:>4}: {listed}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -160,7 +170,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"materializing every asset for {start} .. {end}")
     if not run_materialize(settings, "*", start, end):
         return 1
-    print_bronze_summary(settings, DEMO_DAYS)
+    print_summary(settings, DEMO_DAYS)
     print(f"\nlake: {settings.lake}   dagster runs: {settings.dagster_home}   ({time.perf_counter() - t0:.0f}s)")
     print(f"browse the assets and runs: PTDATA_HOME={settings.home} DAGSTER_HOME={settings.dagster_home} dagster dev")
     return 0
