@@ -122,5 +122,22 @@ def test_readme_example_config_is_valid(tmp_path):
 
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     block = re.search(r"```yaml\n(.*?)```", readme, re.S).group(1)
+    (tmp_path / "evals").mkdir()
+    (tmp_path / "evals" / "gsm8k_test.jsonl.gz").write_bytes(b"")
     cfg = _parse(yaml.safe_load(block), tmp_path, {"PG_PASSWORD": "pw", "API_TOKEN": "token"}).pipeline
     assert {s.kind for s in cfg.sources} == {"files", "sql", "http", "web"}
+
+
+def test_per_source_quality_rules_and_languages_are_validated_at_load(tmp_path):
+    def source(**extra):
+        return {"start_date": "2026-11-01", "sources": [{"name": "a", "regime": "sft", "kind": "files", **extra}]}
+
+    cfg = _parse(source(quality={"length": {"max_chars": 8000}}, allowed_languages=["en", "de"]), tmp_path)
+    rules = cfg.pipeline.sources[0].quality_rules()
+    assert rules.length.max_chars == 8000 and rules.language.allowed == ("en", "de")
+    with pytest.raises(ConfigError, match=r"sources\[0\]: quality.lenght: unknown rule or key"):
+        _parse(source(quality={"lenght": {}}), tmp_path)
+    with pytest.raises(ConfigError, match=r"sources\[0\]: quality.length.max_chars: Input should be greater"):
+        _parse(source(quality={"length": {"max_chars": 0}}), tmp_path)
+    with pytest.raises(ConfigError, match=r"sources\[0\].allowed_languages\[0\]"):
+        _parse(source(allowed_languages=["English"]), tmp_path)
