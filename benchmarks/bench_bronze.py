@@ -137,12 +137,12 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_readme(text: str) -> None:
+def write_readme(text: str, marker: str = "bench_bronze") -> None:
+    """Replace the README's block between `<!-- {marker}:start -->` and `<!-- {marker}:end -->` with `text`."""
     readme = ROOT / "README.md"
-    body = readme.read_text()
-    block = f"<!-- bench_bronze:start -->\n{text}\n<!-- bench_bronze:end -->"
-    new = re.sub(r"<!-- bench_bronze:start -->.*?<!-- bench_bronze:end -->", block, body, flags=re.S)
-    readme.write_text(new)
+    block = f"<!-- {marker}:start -->\n{text}\n<!-- {marker}:end -->"
+    body = re.sub(f"<!-- {marker}:start -->.*?<!-- {marker}:end -->", lambda _: block, readme.read_text(), flags=re.S)
+    readme.write_text(body)
 
 
 def main() -> None:

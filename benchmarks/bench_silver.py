@@ -19,13 +19,12 @@ import argparse
 import datetime as dt
 import json
 import random
-import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from bench_bronze import _chat, _machine
+from bench_bronze import _chat, _machine, write_readme
 
 ROOT = Path(__file__).resolve().parents[1]
 DAYS = (dt.date(2026, 11, 1), dt.date(2026, 11, 2))
@@ -70,8 +69,10 @@ with dg.DagsterInstance.ephemeral() as inst:
     lake, allow = Lake(s.lake), Allowlist.from_config({})
     t0 = time.perf_counter(); n = 0
     for d in days:
-        for rec in lake.read_table(lake.path(TablePartition("bronze", "bronze_sft", __import__("datetime").date.fromisoformat(d)))).to_pylist():
-            prepare_record("sft", rec, allow); n += 1
+        pf = lake.parquet_file(lake.path(TablePartition("bronze", "bronze_sft", __import__("datetime").date.fromisoformat(d))))
+        for i in range(pf.num_row_groups):
+            for rec in pf.read_row_group(i).to_pylist():
+                prepare_record("sft", rec, allow); n += 1
     base = time.perf_counter() - t0
     t0 = time.perf_counter()
     result = execute(s, "key:eval_index or key:dedup_signatures or key:silver_sft", days[0], days[1], inst)
@@ -113,13 +114,6 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_readme(text: str) -> None:
-    readme = ROOT / "README.md"
-    block = f"<!-- bench_silver:start -->\n{text}\n<!-- bench_silver:end -->"
-    body = re.sub(r"<!-- bench_silver:start -->.*?<!-- bench_silver:end -->", block, readme.read_text(), flags=re.S)
-    readme.write_text(body)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, nargs="+", default=[100_000])
@@ -130,7 +124,7 @@ def main() -> None:
     text = table(rows) + f"\n\n_Measured {dt.date.today()} on {_machine()}; two daily partitions in one run._"
     print(text)
     if args.write_readme:
-        write_readme(text)
+        write_readme(text, "bench_silver")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from ptdata.tables import DEDUP_SIGNATURES_SCHEMA, REGIME_COLUMNS, REJECTIONS_SC
 from ptdata.transforms.bronze import content_hash
 from ptdata.transforms.decontam import EvalIndex, find_contamination_batch
 from ptdata.transforms.dedup import (
+    NO_BUCKET,
     band_keys,
     lsh_bands,
     minhash_signatures,
@@ -215,31 +216,52 @@ def _dates(days: list[str]) -> str:
 
 
 def dedup_inputs(lake: Lake, paths: list[str], day_path: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """From the signatures up to D (the last path is D's): D's eligible records (record_id, exact_key), the
-    representative of each of their exact keys (exact_key, rep_id), and the band keys shared by two or more
-    eligible exact representatives (record_id, date, band, key). DuckDB, spilling to disk under its memory limit,
-    so the history's size bounds time, not memory."""
+    """From the signatures up to D (`day_path` is D's): D's eligible records (record_id, exact_key), the
+    representative of each of their exact keys (exact_key, rep_id), and the band keys that two or more eligible
+    exact representatives share (record_id, date, band, key), restricted to what D's dedup can reach.
+
+    What D's records can reach is found breadth-first: the records sharing a band key with D's, then those
+    sharing one with them, until no new key turns up. Each step is one DuckDB scan of the history's band keys
+    with a small filter, so memory stays bounded by what is reached (near-dup clusters and their buckets), not
+    by the history; the number of steps is the longest chain of buckets, usually two or three.
+    """
     files = parquet_list(paths)
+    eligible = f"(select record_id, date, exact_key, band_keys from read_parquet({files}) where reject is null)"
+    long_schema = {"record_id": pl.String, "date": pl.Date, "exact_key": pl.String, "band": pl.Int16, "key": pl.UInt64}
     with lake.duckdb() as con:
-        con.execute(
-            "create temp table reps as select record_id, date, exact_key, band_keys "
-            f"from read_parquet({files}) where reject is null "
-            "qualify row_number() over (partition by exact_key order by date, record_id) = 1"
-        )
         day = con.sql(
             f"select record_id, exact_key from read_parquet('{day_path}') where reject is null order by record_id"
         ).pl()
-        reps = con.sql(
-            f"select exact_key, record_id as rep_id from reps where exact_key in "
-            f"(select exact_key from read_parquet('{day_path}') where reject is null) order by exact_key"
+        frontier = con.sql(
+            f"select distinct unnest(band_keys) as key from read_parquet('{day_path}') where reject is null"
         ).pl()
-        shared = con.sql(
-            "with k as (select record_id, date, unnest(band_keys) as key, "
-            "unnest(range(len(band_keys)))::smallint as band from reps) "
-            "select record_id, date, band, key from k where key <> 0 and key in "
-            "(select key from k group by key having count(*) > 1) order by record_id, band"
+        seen_keys = frontier
+        reached = pl.DataFrame(schema=long_schema)
+        while frontier.height:
+            con.register("frontier", frontier.filter(pl.col("key") != NO_BUCKET).to_arrow())
+            found = con.sql(
+                f"select distinct record_id, date, exact_key, band_keys from (select *, unnest(band_keys) as key "
+                f"from {eligible}) where key in (select key from frontier)"
+            ).pl()
+            con.unregister("frontier")
+            found = found.join(reached.select("record_id").unique(), on="record_id", how="anti")
+            rows = found.with_columns(band=pl.int_ranges(pl.col("band_keys").list.len(), dtype=pl.Int16)).explode(
+                ["band_keys", "band"]
+            )
+            rows = rows.select("record_id", "date", "exact_key", "band", key="band_keys")
+            reached = pl.concat([reached, rows.cast(long_schema)])
+            frontier = rows.select("key").unique().join(seen_keys, on="key", how="anti")
+            seen_keys = pl.concat([seen_keys, frontier])
+        needed = pl.concat([day.select("exact_key"), reached.select("exact_key")]).unique()
+        con.register("needed", needed.to_arrow())
+        reps_all = con.sql(
+            f"select exact_key, arg_min(record_id, strftime(date, '%Y-%m-%d') || record_id) as rep_id from {eligible} "
+            "where exact_key in (select exact_key from needed) group by exact_key"
         ).pl()
-    return day, reps, shared
+    reps = reps_all.join(day.select("exact_key").unique(), on="exact_key", how="semi").sort("exact_key")
+    rep_rows = reached.join(reps_all, left_on=["record_id", "exact_key"], right_on=["rep_id", "exact_key"], how="semi")
+    shared = rep_rows.filter((pl.col("key") != NO_BUCKET) & pl.col("key").is_duplicated())
+    return day, reps, shared.select("record_id", "date", "band", "key").sort("record_id", "band")
 
 
 def shingle_reader(
