@@ -315,7 +315,7 @@ class StagedSilver:
     eval_removed: Counter[str] = field(default_factory=Counter)
     candidate_pairs: int = 0
     verified_pairs: int = 0
-    history_records: int = 0
+    bucket_records: int = 0  # records up to D sharing a band key with one D reaches (D's own included)
     # earlier partitions without signatures when this one was staged (see signature_inputs)
     missing_history: list[dt.date] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -348,7 +348,7 @@ def stage_silver(lake: Lake, cfg: LoadedConfig, regime: str, date: dt.date, stag
     st.missing_history = missing
     day, reps, shared = dedup_inputs(lake, paths, paths[-1])
     st.seconds["history"] = time.perf_counter() - t0
-    st.history_records = shared["record_id"].n_unique() if shared.height else 0
+    st.bucket_records = shared["record_id"].n_unique() if shared.height else 0
     dates = dict(zip(shared["record_id"].to_list(), shared["date"].to_list(), strict=True))
     shingles_of = shingle_reader(lake, cfg, regime, dates, rules)
     decisions, st.candidate_pairs, st.verified_pairs = resolve_duplicates(

@@ -294,6 +294,10 @@ def _silver_metadata(staged: list[StagedSilver], versions: dict[str, str], lake:
         },
         "candidate_pairs": sum(st.candidate_pairs for st in staged),
         "verified_pairs": sum(st.verified_pairs for st in staged),
+        "records_in_shared_buckets": sum(st.bucket_records for st in staged),
+        "stage_seconds": {
+            st.date.isoformat(): {k: round(v, 3) for k, v in sorted(st.seconds.items())} for st in staged
+        },
         "seconds": round(seconds, 3),
         "records_per_s": round(bronze / seconds, 1) if seconds else 0.0,
         "data_versions": versions,
