@@ -165,12 +165,18 @@ class QualityConfig(_Strict):
 
 
 class TokenizerConfig(_Strict):
-    path: str | None = None
-    chat_template: Literal["chatml", "llama3", "hf"] = "chatml"
+    path: str | None = None  # a tokenizer.json or an HF model folder; null: ptdata trains its own byte-level BPE
+    chat_template: Literal["chatml", "llama3", "hf"] = "chatml"  # hf: the model folder's own Jinja template
+    loss_on: Literal["all_assistant", "last_assistant"] = "all_assistant"
+    vocab_size: Annotated[int, Field(ge=512, le=262_144)] = 8192  # of the tokenizer ptdata trains
 
 
 class PackingConfig(_Strict):
     seq_len: Annotated[int, Field(ge=16)] = 4096
+    # real tokens / capacity over a partition's rows, its least filled row left out: below this, not published
+    min_efficiency: Annotated[float, Field(ge=0, le=1)] = 0.98
+    # rlvr: prompts longer than this (in tokens, template included) are left out of gold_rlvr
+    max_prompt_tokens: Annotated[int, Field(ge=1)] = 2048
 
 
 class BronzeConfig(_Strict):

@@ -55,16 +55,26 @@ class Lake:
         # object abort the interpreter at exit ("terminate called without an active exception")
         self.arrow_fs = pafs.LocalFileSystem() if self.local else pafs.PyFileSystem(pafs.FSSpecHandler(self.fs))
 
-    def path(self, part: TablePartition) -> str:
-        return f"{self.root}/{part.relpath}/{PART_FILE}"
+    def path(self, part: TablePartition, name: str = PART_FILE) -> str:
+        """The live file `name` of a partition (its Parquet file unless named otherwise)."""
+        return f"{self.root}/{part.relpath}/{name}"
 
-    def staged_path(self, part: TablePartition, stage_id: str) -> str:
+    def staged_path(self, part: TablePartition, stage_id: str, name: str = PART_FILE) -> str:
         """Where a writer stages a partition. `stage_id` names the writer (run and asset): writers that run at
         once never share a staging folder, so one cleaning up cannot pull a folder from under another."""
-        return f"{self.root}/_staging/{stage_id}/{part.relpath}/{PART_FILE}"
+        return f"{self.root}/_staging/{stage_id}/{part.relpath}/{name}"
 
-    def exists(self, part: TablePartition) -> bool:
-        return self.fs.exists(self.path(part))
+    def exists(self, part: TablePartition, name: str = PART_FILE) -> bool:
+        return self.fs.exists(self.path(part, name))
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        with self.fs.open(path, "wb") as f:
+            f.write(data)
+
+    def read_bytes(self, path: str) -> bytes:
+        with self.open_read(path) as f:
+            return f.read()
 
     def open_read(self, path: str):  # noqa: ANN201 - an fsspec file object
         return self.fs.open(path, "rb")
@@ -89,9 +99,9 @@ class Lake:
                 con.register_filesystem(self.fs)
             yield con
 
-    def publish(self, staged: str, part: TablePartition) -> str:
-        """Replace the live partition by the staged file, atomically; returns the live path."""
-        final = self.path(part)
+    def publish(self, staged: str, part: TablePartition, name: str = PART_FILE) -> str:
+        """Replace the live partition's file by the staged one, atomically; returns the live path."""
+        final = self.path(part, name)
         self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
         if self.local:
             os.replace(staged, final)

@@ -85,3 +85,51 @@ REJECTIONS_SCHEMA = pa.schema(
         ("eval_set", pa.string()),
     ]
 )
+
+# gold_sft, gold_text: packed rows (CONTRACT.md section 5)
+GOLD_PACKED_SCHEMA = pa.schema(
+    [
+        ("input_ids", pa.list_(pa.int32())),
+        ("loss_mask", pa.list_(pa.int8())),
+        ("position_ids", pa.list_(pa.int32())),  # restart at 0 where each sequence starts
+        ("seq_lens", pa.list_(pa.int32())),  # the row's sequences, in order (cumulative sums: cu_seqlens)
+        ("record_ids", pa.list_(pa.string())),
+        ("date", pa.date32()),
+        ("tokens", pa.int32()),
+        ("trained_tokens", pa.int32()),
+    ]
+)
+# one preference pair a row: prompt + chosen and prompt + rejected, rendered and masked alike
+GOLD_PREFERENCE_SCHEMA = pa.schema(
+    [
+        ("record_id", pa.string()),
+        ("record_ids", pa.list_(pa.string())),
+        ("date", pa.date32()),
+        ("chosen_input_ids", pa.list_(pa.int32())),
+        ("chosen_loss_mask", pa.list_(pa.int8())),
+        ("rejected_input_ids", pa.list_(pa.int32())),
+        ("rejected_loss_mask", pa.list_(pa.int8())),
+        ("prompt_tokens", pa.int32()),
+    ]
+)
+GOLD_RLVR_SCHEMA = pa.schema(
+    [
+        ("record_id", pa.string()),
+        ("record_ids", pa.list_(pa.string())),
+        ("date", pa.date32()),
+        ("prompt_ids", pa.list_(pa.int32())),  # the prompt rendered with the generation prompt
+        ("answer", pa.string()),
+        ("verifier", pa.string()),
+        ("verifier_args", pa.string()),
+    ]
+)
+GOLD_REJECTIONS_SCHEMA = pa.schema(
+    [
+        ("record_id", pa.string()),
+        ("source", pa.string()),
+        ("regime", pa.string()),
+        ("date", pa.date32()),
+        ("reason", pa.string()),  # too_long | prompt_too_long | no_trained_tokens
+        ("detail", pa.string()),
+    ]
+)

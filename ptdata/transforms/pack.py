@@ -1,0 +1,103 @@
+"""Packing sequences into fixed-length rows. Pure.
+
+`pack_best_fit`: best-fit decreasing. Sequences in decreasing length (ties: their key, so the result is a
+function of the set of sequences), each into the open row with the least room that still fits it, else a new
+row. The rows with room r are kept per r, and a Fenwick tree over r finds the least r ≥ a length in
+O(log seq_len), so a million sequences pack in seconds. Best-fit decreasing fills rows to ≥ 99% on realistic
+length distributions where padding each sequence to the row length wastes about half.
+
+A packed row keeps its sequences apart for the trainer: `position_ids` restart at 0 where each sequence
+starts, `seq_lens` gives the boundaries (cumulative sums are flash-attention's cu_seqlens).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+class _Fenwick:
+    """Counts per slot 0..n-1; the first slot at or after i with a nonzero count."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.tree = [0] * (n + 1)
+        self.log = 1 << (n.bit_length())
+
+    def add(self, i: int, delta: int) -> None:
+        i += 1
+        while i <= self.n:
+            self.tree[i] += delta
+            i += i & -i
+
+    def prefix(self, i: int) -> int:
+        """Sum of slots 0..i-1."""
+        s = 0
+        while i > 0:
+            s += self.tree[i]
+            i -= i & -i
+        return s
+
+    def first_at_or_after(self, i: int) -> int | None:
+        target = self.prefix(i)  # find the smallest slot whose prefix sum (inclusive) exceeds this
+        pos, step = 0, self.log
+        while step:
+            nxt = pos + step
+            if nxt <= self.n and self.tree[nxt] <= target:
+                pos = nxt
+                target -= self.tree[nxt]
+            step >>= 1
+        return pos if pos < self.n else None
+
+
+def pack_best_fit(lengths: Sequence[int] | np.ndarray, keys: Sequence[str], capacity: int) -> list[list[int]]:
+    """Rows of sequence indices, by best-fit decreasing (see the module docstring). Every length must be in
+    [1, capacity]; rows are listed in the order they were opened, sequences in the order they were placed."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if len(lengths) and (lengths.min() < 1 or lengths.max() > capacity):
+        raise ValueError(f"sequence lengths must be in [1, {capacity}]")
+    order = sorted(range(len(lengths)), key=lambda i: (-int(lengths[i]), keys[i]))
+    free = _Fenwick(capacity + 1)  # slot r: how many rows have exactly r tokens of room
+    rows_with_room: list[list[int]] = [[] for _ in range(capacity + 1)]
+    room: list[int] = []
+    rows: list[list[int]] = []
+    for i in order:
+        n = int(lengths[i])
+        r = free.first_at_or_after(n)
+        if r is None:
+            row = len(rows)
+            rows.append([])
+            room.append(capacity)
+        else:
+            row = rows_with_room[r].pop()
+            free.add(r, -1)
+        rows[row].append(i)
+        room[row] -= n
+        if room[row]:
+            rows_with_room[room[row]].append(row)
+            free.add(room[row], 1)
+    return rows
+
+
+def pack_first_fit(lengths: Sequence[int] | np.ndarray, capacity: int) -> list[list[int]]:
+    """First-fit in arrival order: each sequence into the first open row it fits. The benchmark's comparison."""
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for i, n in enumerate(np.asarray(lengths).tolist()):
+        for row, left in enumerate(room):
+            if n <= left:
+                rows[row].append(i)
+                room[row] -= n
+                break
+        else:
+            rows.append([i])
+            room.append(capacity - n)
+    return rows
+
+
+def position_ids(seq_lens: Sequence[int]) -> np.ndarray:
+    """0, 1, ... restarting at each sequence of a packed row."""
+    lens = np.asarray(seq_lens, dtype=np.int64)
+    starts = np.repeat(np.cumsum(lens) - lens, lens)
+    return (np.arange(int(lens.sum())) - starts).astype(np.int32)

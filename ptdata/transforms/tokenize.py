@@ -1,0 +1,149 @@
+"""Tokenizers: load the configured one, or train ptdata's own byte-level BPE; encode chat segments with their
+loss mask. Pure: no Dagster, no lake.
+
+Segments are encoded separately (scaffolding with special tokens recognised, message contents with special-token
+strings encoded as plain text, so that a user who types "<|im_end|>" cannot end a turn) and concatenated. For
+the byte-level BPE this equals encoding the rendered string whenever a content holds no special-token string:
+the pre-tokenizer never merges across a special token or a newline that ends a template's header
+(`test_tokenize.py` checks it for every template on multi-turn data with tool calls and non-ASCII text).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+# the special tokens of ptdata's own tokenizer: end of text, and those of the built-in chat templates
+EOS = "<|endoftext|>"
+CHAT_SPECIAL_TOKENS = (
+    EOS,
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|begin_of_text|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+    "<|pad|>",
+)
+
+
+def train_bpe(texts: Iterable[str], vocab_size: int) -> Tokenizer:
+    """A byte-level BPE with the chat special tokens, trained on `texts`. Deterministic: the same texts in the
+    same order give the same tokenizer.json (training counts pairs exactly and breaks ties by the pair itself)."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(CHAT_SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        min_frequency=2,
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer)
+    return tok
+
+
+@dataclass(frozen=True)
+class LoadedTokenizer:
+    """A tokenizer with what the templates need of it: its special tokens, end of text, and an HF model folder's
+    own chat template (Jinja source) when it has one."""
+
+    tokenizer: Tokenizer
+    eos: str
+    bos: str | None
+    chat_template: str | None
+
+    @property
+    def special_tokens(self) -> tuple[str, ...]:
+        return tuple(t.content for t in self.tokenizer.get_added_tokens_decoder().values() if t.special)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.get_vocab_size(with_added_tokens=True)
+
+    def token_id(self, text: str) -> int:
+        i = self.tokenizer.token_to_id(text)
+        if i is None:
+            raise ValueError(f"the tokenizer has no token {text!r}")
+        return i
+
+    def sha256(self) -> str:
+        return tokenizer_hash(self.tokenizer)
+
+
+def tokenizer_hash(tok: Tokenizer) -> str:
+    """The SHA-256 of the tokenizer's canonical JSON: what gold partitions record they were built with."""
+    return hashlib.sha256(tok.to_str().encode()).hexdigest()
+
+
+def _token_text(value: object) -> str | None:
+    """A special token as tokenizer_config.json writes it: a string, or {"content": ...}."""
+    if isinstance(value, dict):
+        value = value.get("content")
+    return value if isinstance(value, str) else None
+
+
+def load_tokenizer(path: Path) -> LoadedTokenizer:
+    """A tokenizer.json, or an HF model folder (tokenizer.json plus tokenizer_config.json, whose `eos_token`,
+    `bos_token` and `chat_template` are used)."""
+    folder = path if path.is_dir() else None
+    file = path / "tokenizer.json" if folder else path
+    if not file.is_file():
+        raise ValueError(f"{file}: no tokenizer.json")
+    tok = Tokenizer.from_file(str(file))
+    config: dict = {}
+    if folder and (folder / "tokenizer_config.json").is_file():
+        config = json.loads((folder / "tokenizer_config.json").read_text())
+    template = config.get("chat_template")
+    if isinstance(template, list):  # several named templates: the default one
+        template = next((t["template"] for t in template if t.get("name") == "default"), None)
+    eos = _token_text(config.get("eos_token")) or (EOS if tok.token_to_id(EOS) is not None else None)
+    if eos is None:
+        raise ValueError(f"{path}: no end-of-text token (set eos_token in tokenizer_config.json)")
+    return LoadedTokenizer(tok, eos, _token_text(config.get("bos_token")), template)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A piece of a rendered conversation: template scaffolding or a message's content, trained or not."""
+
+    text: str
+    trained: bool
+    content: bool = False  # a message's content: special-token strings in it are plain text
+
+
+def encode_segments(tok: Tokenizer, records: Sequence[Sequence[Segment]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(input_ids int32, loss_mask int8) per record: every segment of every record encoded in two batched calls
+    (contents, then scaffolding), concatenated in order, the mask 1 on the tokens of trained segments."""
+    flat = [s for segs in records for s in segs]
+    ids: list[list[int] | None] = [None] * len(flat)
+    for content in (True, False):
+        picked = [i for i, s in enumerate(flat) if s.content == content]
+        if not picked:
+            continue
+        tok.encode_special_tokens = content
+        try:
+            encoded = tok.encode_batch([flat[i].text for i in picked], add_special_tokens=False)
+        finally:
+            tok.encode_special_tokens = False
+        for i, enc in zip(picked, encoded, strict=True):
+            ids[i] = enc.ids
+    out, k = [], 0
+    for segs in records:
+        parts = ids[k : k + len(segs)]
+        lengths = [len(p) for p in parts]
+        out.append(
+            (
+                np.fromiter((t for p in parts for t in p), dtype=np.int32, count=sum(lengths)),
+                np.repeat(np.array([s.trained for s in segs], dtype=np.int8), lengths),
+            )
+        )
+        k += len(segs)
+    return out
