@@ -34,7 +34,15 @@ from ptdata.tables import (
 )
 from ptdata.transforms.pack import pack_best_fit, position_ids
 from ptdata.transforms.templates import ChatTemplate, chat_template
-from ptdata.transforms.tokenize import EOS, LoadedTokenizer, Segment, encode_segments, load_tokenizer, train_bpe
+from ptdata.transforms.tokenize import (
+    EOS,
+    LoadedTokenizer,
+    Segment,
+    encode_segments,
+    load_tokenizer,
+    special_in_content,
+    train_bpe,
+)
 
 TOKENIZER_CODE_VERSION = "1"
 GOLD_CODE_VERSION = "1"
@@ -210,6 +218,32 @@ def stage_gold(
     return st
 
 
+def _encode(
+    records: list[dict[str, Any]],
+    renderings: list[list[list[Segment]]],
+    tok: LoadedTokenizer,
+    regime: str,
+    rejected: dict[str, list],
+    st: StagedGold,
+) -> list[tuple[dict[str, Any], list[tuple[np.ndarray, np.ndarray]]]]:
+    """Each record with the (ids, mask) of each of its renderings, all encoded in one batch; a record whose
+    message content holds a special token's text is rejected instead (see special_in_content)."""
+    kept = []
+    for rec, rendered in zip(records, renderings, strict=True):
+        token = next((t for r in rendered if (t := special_in_content(r, tok.special_tokens))), None)
+        if token is None:
+            kept.append((rec, rendered))
+            continue
+        _reject(rejected, rec, regime, "special_token_in_content", f"a message holds the text of {token}")
+        st.reasons["special_token_in_content"] += 1
+    encoded = encode_segments(tok.tokenizer, [r for _, rendered in kept for r in rendered])
+    out, k = [], 0
+    for rec, rendered in kept:
+        out.append((rec, encoded[k : k + len(rendered)]))
+        k += len(rendered)
+    return out
+
+
 def _tokenize_packable(
     regime: str,
     records: list[dict[str, Any]],
@@ -222,11 +256,11 @@ def _tokenize_packable(
     loss_on = cfg.pipeline.tokenizer.loss_on
     seq_len = cfg.pipeline.packing.seq_len
     if regime == "sft":
-        segments = [template.segments(_messages(r["messages"]), loss_on) for r in records]
+        renderings = [[template.segments(_messages(r["messages"]), loss_on)] for r in records]
     else:
-        segments = [_text_segments(r["text"], tok.eos) for r in records]
+        renderings = [[_text_segments(r["text"], tok.eos)] for r in records]
     out = []
-    for rec, (ids, mask) in zip(records, encode_segments(tok.tokenizer, segments), strict=True):
+    for rec, [(ids, mask)] in _encode(records, renderings, tok, regime, rejected, st):
         if not mask.any():
             reason, detail = "no_trained_tokens", "the template trains no token of this record"
         elif len(ids) > seq_len:
@@ -277,17 +311,19 @@ def _tokenize_pairs(
     st: StagedGold,
 ) -> None:
     loss_on = cfg.pipeline.tokenizer.loss_on
-    segments = []
+    renderings = []
     for r in records:
         prompt = _messages(r["prompt"])
-        segments += [
-            template.segments(prompt + _messages(r["chosen"]), loss_on),
-            template.segments(prompt + _messages(r["rejected"]), loss_on),
-            template.segments(prompt, loss_on, generation_prompt=True),
-        ]
-    encoded = encode_segments(tok.tokenizer, segments)
-    for k, rec in enumerate(records):
-        (c_ids, c_mask), (r_ids, r_mask), (p_ids, _) = encoded[3 * k : 3 * k + 3]
+        renderings.append(
+            [
+                template.segments(prompt + _messages(r["chosen"]), loss_on),
+                template.segments(prompt + _messages(r["rejected"]), loss_on),
+                template.segments(prompt, loss_on, generation_prompt=True),
+            ]
+        )
+    for rec, [(c_ids, c_mask), (r_ids, r_mask), (p_ids, _)] in _encode(
+        records, renderings, tok, "preference", rejected, st
+    ):
         longest = max(len(c_ids), len(r_ids))
         if not c_mask.any() or not r_mask.any():
             reason, detail = "no_trained_tokens", "chosen or rejected trains no token"
@@ -323,8 +359,8 @@ def _tokenize_prompts(
     rejected: dict[str, list],
     st: StagedGold,
 ) -> None:
-    segments = [template.segments(_messages(r["prompt"]), generation_prompt=True) for r in records]
-    for rec, (ids, _) in zip(records, encode_segments(tok.tokenizer, segments), strict=True):
+    renderings = [[template.segments(_messages(r["prompt"]), generation_prompt=True)] for r in records]
+    for rec, [(ids, _)] in _encode(records, renderings, tok, "rlvr", rejected, st):
         if len(ids) > max_prompt:
             _reject(rejected, rec, "rlvr", "prompt_too_long", f"{len(ids)} tokens, more than {max_prompt}")
             st.reasons["prompt_too_long"] += 1

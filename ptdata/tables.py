@@ -129,7 +129,7 @@ GOLD_REJECTIONS_SCHEMA = pa.schema(
         ("source", pa.string()),
         ("regime", pa.string()),
         ("date", pa.date32()),
-        ("reason", pa.string()),  # too_long | prompt_too_long | no_trained_tokens
+        ("reason", pa.string()),  # too_long | prompt_too_long | no_trained_tokens | special_token_in_content
         ("detail", pa.string()),
     ]
 )

@@ -25,7 +25,9 @@ GOLD_REJECTIONS_PANDERA = pa.DataFrameSchema(
         "source": pa.Column(pl.String, nullable=False),
         "regime": pa.Column(pl.String, nullable=False),
         "date": pa.Column(pl.Date, nullable=False),
-        "reason": pa.Column(pl.String, pa.Check.isin(["too_long", "prompt_too_long", "no_trained_tokens"])),
+        "reason": pa.Column(
+            pl.String, pa.Check.isin(["too_long", "prompt_too_long", "no_trained_tokens", "special_token_in_content"])
+        ),
         "detail": pa.Column(pl.String, nullable=True),
     },
     strict=True,

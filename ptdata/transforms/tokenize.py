@@ -1,15 +1,18 @@
 """Tokenizers: load the configured one, or train ptdata's own byte-level BPE; encode chat segments with their
 loss mask. Pure: no Dagster, no lake.
 
-Segments are encoded separately (scaffolding with special tokens recognised, message contents with special-token
-strings encoded as plain text, so that a user who types "<|im_end|>" cannot end a turn) and concatenated. For
-the byte-level BPE this equals encoding the rendered string whenever a content holds no special-token string:
-the pre-tokenizer never merges across a special token or a newline that ends a template's header
-(`test_tokenize.py` checks it for every template on multi-turn data with tool calls and non-ASCII text).
+A conversation is rendered to segments (transforms/templates.py) and encoded as one string, with the loss mask
+taken from the token offsets: encoding segment by segment and concatenating differs from encoding the rendered
+string wherever a merge spans a boundary (llama3's header ends in "\n\n", and "\n\n" alone is one token where
+"\n\nYou" is two), and the model at inference sees the rendered string. `test_tokenize.py` checks the ids
+against the rendered string, and the trained tokens against the assistant text, for every template on
+multi-turn data with tool calls and non-ASCII text. A record whose content holds a special token's text is
+refused rather than encoded: that text would become the real token.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -60,7 +63,7 @@ class LoadedTokenizer:
     bos: str | None
     chat_template: str | None
 
-    @property
+    @functools.cached_property
     def special_tokens(self) -> tuple[str, ...]:
         return tuple(t.content for t in self.tokenizer.get_added_tokens_decoder().values() if t.special)
 
@@ -116,34 +119,43 @@ class Segment:
 
     text: str
     trained: bool
-    content: bool = False  # a message's content: special-token strings in it are plain text
+    content: bool = False  # a message's content (see special_in_content)
+
+
+def special_in_content(segments: Sequence[Segment], specials: Sequence[str]) -> str | None:
+    """The first special token whose text a message content holds, if any: encoded, that text would become the
+    real token (a user turn could end itself), so such a record is refused rather than encoded."""
+    for s in segments:
+        if s.content:
+            for t in specials:
+                if t in s.text:
+                    return t
+    return None
 
 
 def encode_segments(tok: Tokenizer, records: Sequence[Sequence[Segment]]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(input_ids int32, loss_mask int8) per record: every segment of every record encoded in two batched calls
-    (contents, then scaffolding), concatenated in order, the mask 1 on the tokens of trained segments."""
-    flat = [s for segs in records for s in segs]
-    ids: list[list[int] | None] = [None] * len(flat)
-    for content in (True, False):
-        picked = [i for i, s in enumerate(flat) if s.content == content]
-        if not picked:
-            continue
-        tok.encode_special_tokens = content
-        try:
-            encoded = tok.encode_batch([flat[i].text for i in picked], add_special_tokens=False)
-        finally:
-            tok.encode_special_tokens = False
-        for i, enc in zip(picked, encoded, strict=True):
-            ids[i] = enc.ids
-    out, k = [], 0
+    """(input_ids int32, loss_mask int8) per record. Each record's segments are joined and the rendered string is
+    encoded once (one `encode_batch` call for all records), so the ids are exactly those of the rendered
+    string; a token is trained when it starts inside a trained segment (token offsets are in characters)."""
+    texts, spans = [], []
     for segs in records:
-        parts = ids[k : k + len(segs)]
-        lengths = [len(p) for p in parts]
-        out.append(
-            (
-                np.fromiter((t for p in parts for t in p), dtype=np.int32, count=sum(lengths)),
-                np.repeat(np.array([s.trained for s in segs], dtype=np.int8), lengths),
-            )
-        )
-        k += len(segs)
+        pos, trained = 0, []
+        for s in segs:
+            if s.trained and s.text:
+                trained.append((pos, pos + len(s.text)))
+            pos += len(s.text)
+        texts.append("".join(s.text for s in segs))
+        spans.append(trained)
+    out = []
+    for enc, trained in zip(tok.encode_batch(texts, add_special_tokens=False), spans, strict=True):
+        ids = np.asarray(enc.ids, dtype=np.int32)
+        mask = np.zeros(len(ids), dtype=np.int8)
+        if trained and len(ids):
+            starts = np.fromiter((a for a, _ in enc.offsets), dtype=np.int64, count=len(ids))
+            bounds = np.asarray(trained, dtype=np.int64)
+            k = np.searchsorted(bounds[:, 0], starts, side="right") - 1
+            inside = k >= 0
+            inside[inside] = starts[inside] < bounds[k[inside], 1]
+            mask[inside] = 1
+        out.append((ids, mask))
     return out

@@ -1,0 +1,172 @@
+"""Tokenizer training, chat templates as masked segments, and best-fit-decreasing packing."""
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from ptdata.transforms.pack import pack_best_fit, pack_first_fit, position_ids
+from ptdata.transforms.templates import chat_template
+from ptdata.transforms.tokenize import (
+    EOS,
+    LoadedTokenizer,
+    Segment,
+    encode_segments,
+    load_tokenizer,
+    special_in_content,
+    train_bpe,
+)
+
+CONVERSATIONS = [
+    [
+        {"role": "system", "content": "You are a careful assistant. Réponds en français si on te parle français."},
+        {"role": "user", "content": "Quelle est la capitale du Japon ? 東京ですか？"},
+        {"role": "assistant", "content": "Oui : Tokyo (東京) est la capitale du Japon. 🚀"},
+        {"role": "user", "content": "And the weather there tomorrow?\n\nPlease check."},
+        {
+            "role": "assistant",
+            "content": '<tool_call>{"name": "weather", "arguments": {"city": "Tokyo", "day": "tomorrow"}}</tool_call>',
+        },
+        {"role": "tool", "content": '{"forecast": "rain", "high_c": 14}'},
+        {"role": "assistant", "content": "Tomorrow: rain, with a high of 14 °C.\n```python\nprint('☔')\n```"},
+    ],
+    [
+        {"role": "user", "content": "  leading spaces and trailing newline\n"},
+        {"role": "assistant", "content": "Zürich — naïve café, déjà vu.\n\n    indented code"},
+    ],
+]
+
+# a ChatML template in Jinja, as HF model folders ship it
+HF_CHATML = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+# a Llama-3-style template in Jinja, with bos_token
+HF_LLAMA = (
+    "{{ bos_token }}{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'"
+    " + message['content'] + '<|eot_id|>' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"
+)
+
+
+@pytest.fixture(scope="module")
+def tok() -> LoadedTokenizer:
+    texts = [m["content"] for c in CONVERSATIONS for m in c] * 20 + ["the quick brown fox jumps over the lazy dog"] * 50
+    return LoadedTokenizer(train_bpe(texts, 600), EOS, None, None)
+
+
+def _hf(tok: LoadedTokenizer, source: str, bos: str | None = None) -> LoadedTokenizer:
+    return LoadedTokenizer(tok.tokenizer, tok.eos, bos, source)
+
+
+def test_training_is_deterministic():
+    texts = ["alpha beta gamma delta"] * 30 + ["Zürich 東京 🚀"] * 10
+    assert train_bpe(texts, 300).to_str() == train_bpe(list(texts), 300).to_str()
+
+
+@pytest.mark.parametrize("name", ["chatml", "llama3", "hf-chatml", "hf-llama"])
+def test_segments_tokenize_like_the_rendered_string(tok, name):
+    loaded = {"hf-chatml": _hf(tok, HF_CHATML), "hf-llama": _hf(tok, HF_LLAMA, "<|begin_of_text|>")}.get(name, tok)
+    template = chat_template("hf" if name.startswith("hf") else name, loaded)
+    for conv in CONVERSATIONS:
+        for generation_prompt in (False, True):
+            segments = template.segments(conv, generation_prompt=generation_prompt)
+            rendered = "".join(s.text for s in segments)
+            ids, mask = encode_segments(tok.tokenizer, [segments])[0]
+            assert ids.tolist() == tok.tokenizer.encode(rendered, add_special_tokens=False).ids
+            assert tok.tokenizer.decode(ids.tolist(), skip_special_tokens=False) == rendered
+            trained = tok.tokenizer.decode(ids[mask == 1].tolist(), skip_special_tokens=False)
+            end = (
+                template.end_tokens(loaded)[0]
+                if not name.startswith("hf")
+                else "<|im_end|>"
+                if "chatml" in name
+                else "<|eot_id|>"
+            )
+            assert trained == "".join(m["content"] + end for m in conv if m["role"] == "assistant")
+
+
+def test_builtin_and_hf_templates_render_alike(tok):
+    for conv in CONVERSATIONS:
+        assert chat_template("hf", _hf(tok, HF_CHATML)).render(conv) == chat_template("chatml", tok).render(conv)
+        llama = chat_template("hf", _hf(tok, HF_LLAMA, "<|begin_of_text|>"))
+        assert llama.render(conv, True) == chat_template("llama3", tok).render(conv, True)
+
+
+def test_loss_on_last_assistant_turn_only(tok):
+    template = chat_template("chatml", tok)
+    conv = CONVERSATIONS[0]
+    ids, mask = encode_segments(tok.tokenizer, [template.segments(conv, "last_assistant")])[0]
+    assert (
+        tok.tokenizer.decode(ids[mask == 1].tolist(), skip_special_tokens=False) == conv[-1]["content"] + "<|im_end|>"
+    )
+
+
+def test_special_token_text_in_a_content_is_found(tok):
+    conv = [{"role": "user", "content": "hi<|im_end|>"}, {"role": "assistant", "content": "ok"}]
+    segments = chat_template("chatml", tok).segments(conv)
+    assert special_in_content(segments, tok.special_tokens) == "<|im_end|>"
+    assert special_in_content(chat_template("chatml", tok).segments(CONVERSATIONS[0]), tok.special_tokens) is None
+
+
+def test_hf_template_without_an_end_token_is_refused(tok):
+    bare = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    with pytest.raises(ValueError, match="no special token right after an assistant message"):
+        chat_template("hf", _hf(tok, bare)).segments(CONVERSATIONS[1])
+    with pytest.raises(ValueError, match="has none"):
+        chat_template("hf", tok)
+
+
+def test_load_an_hf_model_folder(tmp_path, tok):
+    tok.tokenizer.save(str(tmp_path / "tokenizer.json"))
+    config = {"eos_token": {"content": "<|im_end|>"}, "bos_token": None, "chat_template": HF_CHATML}
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
+    loaded = load_tokenizer(tmp_path)
+    assert loaded.eos == "<|im_end|>" and loaded.chat_template == HF_CHATML
+    assert load_tokenizer(tmp_path / "tokenizer.json").eos == EOS
+    with pytest.raises(ValueError, match="no tokenizer.json"):
+        load_tokenizer(tmp_path / "missing")
+
+
+def test_encode_segments_masks_by_segment(tok):
+    segs = [Segment("hello ", False), Segment("world", True, content=True), Segment("<|im_end|>", True)]
+    ids, mask = encode_segments(tok.tokenizer, [segs, segs[:1]])[0]
+    assert mask.dtype == np.int8 and len(ids) == len(mask) and mask[-1] == 1 and mask[0] == 0
+
+
+# ------------------------------------------------------------------------------------------------ packing
+
+
+def _fill(rows, lengths):
+    return [sum(lengths[i] for i in r) for r in rows]
+
+
+def test_best_fit_decreasing_packs_every_sequence_once_within_capacity():
+    rng = np.random.default_rng(3)
+    lengths = np.clip(rng.lognormal(5.5, 1.0, 5000).astype(int), 1, 2048)
+    keys = [f"r{i:05d}" for i in range(len(lengths))]
+    rows = pack_best_fit(lengths, keys, 2048)
+    assert sorted(i for r in rows for i in r) == list(range(len(lengths)))
+    fill = _fill(rows, lengths)
+    assert max(fill) <= 2048
+    assert sum(fill) / (len(rows) * 2048) >= 0.99
+    # never worse than first fit in arrival order
+    assert len(rows) <= len(pack_first_fit(lengths, 2048))
+    # a function of the set of sequences: shuffled input, same rows (by key)
+    perm = list(range(len(lengths)))
+    random.Random(1).shuffle(perm)
+    again = pack_best_fit(lengths[perm], [keys[i] for i in perm], 2048)
+    assert [[keys[perm[i]] for i in r] for r in again] == [[keys[i] for i in r] for r in rows]
+
+
+def test_best_fit_picks_the_tightest_row():
+    # 5 opens a row (room 1), 4 opens one (room 2), 3 one (room 3); the 2 goes where it leaves least room: 4's
+    rows = pack_best_fit([5, 4, 3, 2], ["a", "b", "c", "d"], 6)
+    assert rows == [[0], [1, 3], [2]]
+    with pytest.raises(ValueError, match="lengths must be"):
+        pack_best_fit([7], ["a"], 6)
+
+
+def test_position_ids_restart_per_sequence():
+    assert position_ids([3, 1, 2]).tolist() == [0, 1, 2, 0, 0, 1]
