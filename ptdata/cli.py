@@ -123,6 +123,8 @@ def print_summary(settings: Settings, dates: Sequence[dt.date]) -> None:
     import duckdb
 
     lake = settings.lake
+    cfg = settings.load_config().pipeline
+    seq_len = cfg.packing.seq_len
     days = [d.isoformat() for d in dates]
     con = duckdb.connect()
 
@@ -151,6 +153,27 @@ def print_summary(settings: Settings, dates: Sequence[dt.date]) -> None:
             n = sum(c for _, c in why)
             listed = ", ".join(f"{r} {c}" for r, c in why) or "none"
             print(f"  {regime:<11} in {out + n:>6}  out {out:>6}  {label} {n:>4}: {listed}")
+    print("\ngold (in = silver records = records in gold rows + rejected):")
+    for regime in REGIMES:
+        table = f"read_parquet('{lake}/gold/gold_{regime}/**/*.parquet', hive_partitioning=true)"
+        tokens = (
+            "input_ids"
+            if regime in ("sft", "text")
+            else {"preference": "chosen_input_ids", "rlvr": "prompt_ids"}[regime]
+        )
+        rows, records, n_tokens = con.execute(
+            f"select count(*), coalesce(sum(len(record_ids)), 0), coalesce(sum(len({tokens})), 0) from {table}"
+            " where cast(date as varchar) in (select unnest(?))",
+            [days],
+        ).fetchone()
+        why = reasons("gold/gold_rejections", regime)
+        n = sum(c for _, c in why)
+        listed = ", ".join(f"{r} {c}" for r, c in why) or "none"
+        packed = f", {n_tokens / (rows * seq_len):.1%} of capacity" if regime in ("sft", "text") and rows else ""
+        print(
+            f"  {regime:<11} in {records + n:>6}  out {records:>6}  rejected {n:>4}: {listed}; "
+            f"{rows:,} rows, {n_tokens:,} tokens{packed}"
+        )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -171,6 +194,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not run_materialize(settings, "*", start, end):
         return 1
     print_summary(settings, DEMO_DAYS)
+    release = f"{settings.lake}/releases/{settings.load_config().pipeline.release.name}"
+    print(f"\nrelease: {release}  (manifest.json, README.md dataset card, shards/, megatron/)")
     print(f"\nlake: {settings.lake}   dagster runs: {settings.dagster_home}   ({time.perf_counter() - t0:.0f}s)")
     print(f"browse the assets and runs: PTDATA_HOME={settings.home} DAGSTER_HOME={settings.dagster_home} dagster dev")
     return 0

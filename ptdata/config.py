@@ -179,6 +179,11 @@ class PackingConfig(_Strict):
     max_prompt_tokens: Annotated[int, Field(ge=1)] = 2048
 
 
+class ReleaseConfig(_Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$")] = "latest"  # the release asset's default name
+    shard_tokens: Annotated[int, Field(ge=1)] = 100_000_000  # tokens per Parquet shard, at most
+
+
 class BronzeConfig(_Strict):
     # a partition whose quarantined share is above this gets a WARN check; it is still published
     max_quarantine_rate: Annotated[float, Field(ge=0, le=1)] = 0.05
@@ -198,6 +203,7 @@ class PipelineConfig(_Strict):
     tokenizer: TokenizerConfig = TokenizerConfig()
     packing: PackingConfig = PackingConfig()
     bronze: BronzeConfig = BronzeConfig()
+    release: ReleaseConfig = ReleaseConfig()
 
     @model_validator(mode="after")
     def _unique_names(self) -> PipelineConfig:

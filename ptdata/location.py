@@ -9,6 +9,7 @@ import dagster as dg
 from ptdata.assets.bronze import bronze_asset, bronze_quarantine_asset
 from ptdata.assets.common import daily_partitions
 from ptdata.assets.gold import gold_asset, gold_rejections_asset, tokenizer_asset
+from ptdata.assets.release import release_asset
 from ptdata.assets.silver import dedup_signatures_asset, eval_index_asset, silver_asset, silver_rejections_asset
 from ptdata.config import REGIMES, Settings
 from ptdata.resources import PtdataResource
@@ -34,6 +35,7 @@ def build_definitions(
             tokenizer_asset(cfg),
             *(gold_asset(r, partitions, cfg) for r in REGIMES),
             gold_rejections_asset(partitions),
+            release_asset(cfg),
         ]
     return dg.Definitions(
         assets=assets, resources={"ptdata": PtdataResource.from_settings(settings)}, loggers=loggers or {}
