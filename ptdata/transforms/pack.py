@@ -81,18 +81,31 @@ def pack_best_fit(lengths: Sequence[int] | np.ndarray, keys: Sequence[str], capa
 
 
 def pack_first_fit(lengths: Sequence[int] | np.ndarray, capacity: int) -> list[list[int]]:
-    """First-fit in arrival order: each sequence into the first open row it fits. The benchmark's comparison."""
+    """First-fit in arrival order, each sequence into the first open row it fits: the benchmark's comparison.
+    A max segment tree over the rows' room finds that row in O(log rows)."""
+    lengths = np.asarray(lengths, dtype=np.int64).tolist()
+    size = 1
+    while size < max(len(lengths), 1):
+        size *= 2
+    tree = [0] * (2 * size)  # leaves: room of row k (0 for rows not opened yet, which come after the open ones)
     rows: list[list[int]] = []
-    room: list[int] = []
-    for i, n in enumerate(np.asarray(lengths).tolist()):
-        for row, left in enumerate(room):
-            if n <= left:
-                rows[row].append(i)
-                room[row] -= n
-                break
+    for i, n in enumerate(lengths):
+        if tree[1] >= n:
+            node = 1
+            while node < size:
+                node = 2 * node if tree[2 * node] >= n else 2 * node + 1
+            row = node - size
         else:
-            rows.append([i])
-            room.append(capacity - n)
+            row = len(rows)
+            rows.append([])
+            node = size + row
+            tree[node] = capacity
+        rows[row].append(i)
+        tree[node] -= n
+        node //= 2
+        while node:
+            tree[node] = max(tree[2 * node], tree[2 * node + 1])
+            node //= 2
     return rows
 
 

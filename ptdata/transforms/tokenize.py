@@ -113,7 +113,7 @@ def load_tokenizer(path: Path) -> LoadedTokenizer:
     return LoadedTokenizer(tok, eos, _token_text(config.get("bos_token")), template)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Segment:
     """A piece of a rendered conversation: template scaffolding or a message's content, trained or not."""
 
@@ -141,21 +141,23 @@ def encode_segments(tok: Tokenizer, records: Sequence[Sequence[Segment]]) -> lis
     for segs in records:
         pos, trained = 0, []
         for s in segs:
-            if s.trained and s.text:
-                trained.append((pos, pos + len(s.text)))
-            pos += len(s.text)
-        texts.append("".join(s.text for s in segs))
+            n = len(s.text)
+            if s.trained and n:
+                trained.append((pos, pos + n))
+            pos += n
+        texts.append("".join([s.text for s in segs]))
         spans.append(trained)
     out = []
     for enc, trained in zip(tok.encode_batch(texts, add_special_tokens=False), spans, strict=True):
         ids = np.asarray(enc.ids, dtype=np.int32)
         mask = np.zeros(len(ids), dtype=np.int8)
-        if trained and len(ids):
-            starts = np.fromiter((a for a, _ in enc.offsets), dtype=np.int64, count=len(ids))
-            bounds = np.asarray(trained, dtype=np.int64)
-            k = np.searchsorted(bounds[:, 0], starts, side="right") - 1
-            inside = k >= 0
-            inside[inside] = starts[inside] < bounds[k[inside], 1]
-            mask[inside] = 1
+        for a, b in trained:
+            # the tokens that start inside [a, b): looked up at the span's two ends only, not per token
+            first = enc.char_to_token(a)
+            if first is not None and enc.token_to_chars(first)[0] < a:
+                first += 1  # a token that began before the span (a merge across its start) is not trained
+            last = enc.char_to_token(b - 1)
+            if first is not None and last is not None and first <= last:
+                mask[first : last + 1] = 1
         out.append((ids, mask))
     return out
