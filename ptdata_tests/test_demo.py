@@ -199,3 +199,18 @@ def test_demo_days_newest_first_then_oldest_first_give_the_same_silver(demo_home
         assert [p.relative_to(tmp_path) for p in ours] == [p.relative_to(demo_home) for p in theirs]
         for a, b in zip(ours, theirs, strict=True):
             assert a.read_bytes() == b.read_bytes(), a
+
+
+def test_demo_gold_is_packed_tightly_and_released(demo_home):
+    import json
+
+    lake = demo_home / "lake"
+    tokens, rows = duckdb.sql(
+        f"select sum(tokens), count(*) from read_parquet('{lake}/gold/gold_sft/**/*.parquet')"
+    ).fetchone()
+    assert tokens / (rows * 4096) >= 0.99
+    manifest = json.loads((lake / "releases" / "demo" / "manifest.json").read_text())
+    assert {p["table"] for p in manifest["partitions"]} == {"gold_sft", "gold_preference", "gold_rlvr", "gold_text"}
+    assert {p["date"] for p in manifest["partitions"]} == {d.isoformat() for d in DEMO_DAYS}
+    card = (lake / "releases" / "demo" / "README.md").read_text()
+    assert "| sft | chat_openai | cc-by-4.0 |" in card and "gold_sft-lengths.svg" in card

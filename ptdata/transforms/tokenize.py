@@ -18,6 +18,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -113,9 +114,9 @@ def load_tokenizer(path: Path) -> LoadedTokenizer:
     return LoadedTokenizer(tok, eos, _token_text(config.get("bos_token")), template)
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """A piece of a rendered conversation: template scaffolding or a message's content, trained or not."""
+class Segment(NamedTuple):
+    """A piece of a rendered conversation: template scaffolding or a message's content, trained or not. (A named
+    tuple: templates make several per message, and a tuple is built ~5x faster than a frozen dataclass.)"""
 
     text: str
     trained: bool
