@@ -173,12 +173,15 @@ def test_gold_preference_rlvr_and_text(make_home, instance):
         )
 
 
-def test_two_fresh_runs_give_byte_identical_gold(make_home, instance):
+def test_two_fresh_runs_give_byte_identical_gold_and_releases(make_home, instance):
     homes = [make_home(_config(), name=f"home{i}") for i in range(2)]
     for settings in homes:
         write_landing(settings)
         assert run(settings, instance, D).success
-    files = [sorted((s.home / "lake" / "gold").rglob("*.*")) for s in homes]
+    files = [
+        sorted([*(s.home / "lake" / "gold").rglob("*.*"), *(s.home / "lake" / "releases").rglob("*.*")]) for s in homes
+    ]
+    assert any(p.name == "manifest.json" for p in files[0])
     assert [p.relative_to(homes[0].home) for p in files[0]] == [p.relative_to(homes[1].home) for p in files[1]]
     for a, b in zip(*files, strict=True):
         assert a.read_bytes() == b.read_bytes(), a
@@ -218,3 +221,16 @@ def test_a_failed_gold_gate_publishes_nothing(make_home, instance):
     failure = [e for e in result.get_step_failure_events() if e.step_key == "gold_sft"][0]
     assert "packing efficiency" in failure.step_failure_data.error.message
     assert not (settings.home / "lake" / "gold" / "gold_sft").exists()
+
+
+def test_a_new_tokenizer_leaves_gold_stale_and_the_release_refuses_it(make_home, instance):
+    settings = make_home(_config())
+    write_landing(settings)
+    assert run(settings, instance, D).success
+    settings.config_path.write_text(json.dumps(_config(tokenizer={"vocab_size": 512})))
+    assert run(settings, instance, D, select="tokenizer").success
+    result = run(settings, instance, D, select="release")
+    assert not result.success
+    message = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "not all the current one: re-materialize the stale gold partitions first" in message
+    assert run(settings, instance, D, select="group:gold").success  # gold rebuilt with the new tokenizer
