@@ -32,7 +32,7 @@ from ptdata.tables import (
     GOLD_REJECTIONS_SCHEMA,
     GOLD_RLVR_SCHEMA,
 )
-from ptdata.transforms.pack import pack_best_fit, position_ids
+from ptdata.transforms.pack import pack_best_fit, position_ids, truncate_sequence
 from ptdata.transforms.templates import ChatTemplate, chat_template
 from ptdata.transforms.tokenize import (
     EOS,
@@ -153,6 +153,7 @@ class StagedGold:
     capacity: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     lengths: list[int] = field(default_factory=list)
+    truncated: list[str] = field(default_factory=list)  # records cut to seq_len (packing.overlong: truncate)
 
 
 def _messages(value: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
@@ -259,10 +260,19 @@ def _tokenize_packable(
         renderings = [[template.segments(_messages(r["messages"]), loss_on)] for r in records]
     else:
         renderings = [[_text_segments(r["text"], tok.eos)] for r in records]
+    truncate = cfg.pipeline.packing.overlong == "truncate"
     out = []
     for rec, [(ids, mask)] in _encode(records, renderings, tok, regime, rejected, st):
+        cut = None
+        if len(ids) > seq_len and truncate and mask.any():
+            keep = "first" if regime == "text" else "last"
+            cut = truncate_sequence(ids, mask, seq_len, keep, tok.token_id(tok.eos))
         if not mask.any():
             reason, detail = "no_trained_tokens", "the template trains no token of this record"
+        elif cut is not None:
+            out.append((rec["record_id"], *cut))
+            st.truncated.append(rec["record_id"])
+            continue
         elif len(ids) > seq_len:
             reason, detail = "too_long", f"{len(ids)} tokens, more than packing.seq_len {seq_len}"
         else:
@@ -281,6 +291,7 @@ def _pack(
     st: StagedGold,
 ) -> None:
     lengths = [len(ids) for _, ids, _ in sequences]
+    cut = set(st.truncated)
     for members in pack_best_fit(lengths, [rid for rid, _, _ in sequences], seq_len):
         lens = [lengths[i] for i in members]
         ids = np.concatenate([sequences[i][1] for i in members])
@@ -290,6 +301,7 @@ def _pack(
         rows["position_ids"].append(position_ids(lens))
         rows["seq_lens"].append(lens)
         rows["record_ids"].append([sequences[i][0] for i in members])
+        rows["truncated"].append([sequences[i][0] for i in members if sequences[i][0] in cut])
         rows["date"].append(date)
         rows["tokens"].append(len(ids))
         rows["trained_tokens"].append(int(mask.sum()))

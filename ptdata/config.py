@@ -173,6 +173,10 @@ class TokenizerConfig(_Strict):
 
 class PackingConfig(_Strict):
     seq_len: Annotated[int, Field(ge=16)] = 4096
+    # a record longer than seq_len: dropped (gold_rejections, too_long), or cut to seq_len keeping what it trains
+    # (a conversation loses its oldest context, a document its end); a cut record stays in its row, named in the
+    # row's `truncated` column (CONTRACT.md: a silver record is in a row or in gold_rejections, not both)
+    overlong: Literal["drop", "truncate"] = "drop"
     # real tokens / capacity over a partition's rows, its least filled row left out: below this, not published
     min_efficiency: Annotated[float, Field(ge=0, le=1)] = 0.98
     # rlvr: prompts longer than this (in tokens, template included) are left out of gold_rlvr

@@ -94,6 +94,7 @@ GOLD_PACKED_SCHEMA = pa.schema(
         ("position_ids", pa.list_(pa.int32())),  # restart at 0 where each sequence starts
         ("seq_lens", pa.list_(pa.int32())),  # the row's sequences, in order (cumulative sums: cu_seqlens)
         ("record_ids", pa.list_(pa.string())),
+        ("truncated", pa.list_(pa.string())),  # the records of record_ids cut to fit (packing.overlong: truncate)
         ("date", pa.date32()),
         ("tokens", pa.int32()),
         ("trained_tokens", pa.int32()),

@@ -234,3 +234,27 @@ def test_a_new_tokenizer_leaves_gold_stale_and_the_release_refuses_it(make_home,
     message = result.get_step_failure_events()[0].step_failure_data.error.message
     assert "not all the current one: re-materialize the stale gold partitions first" in message
     assert run(settings, instance, D, select="group:gold").success  # gold rebuilt with the new tokenizer
+
+
+def test_overlong_records_truncated_keep_their_trained_end(make_home, instance):
+    settings = make_home(_config(packing={"seq_len": 256, "min_efficiency": 0.0, "overlong": "truncate"}))
+    write_landing(settings)
+    assert run(settings, instance, D).success
+    tok = Tokenizer.from_file(f"{settings.lake}/gold/tokenizer/tokenizer.json")
+    table = _gold(settings, "gold_sft")
+    rows = [dict(zip(table.columns, r, strict=True)) for r in table.fetchall()]
+    cut = [(row, rid) for row in rows for rid in row["truncated"]]
+    assert len(cut) == 1
+    row, rid = cut[0]
+    k = row["record_ids"].index(rid)
+    start = sum(row["seq_lens"][:k])
+    n = row["seq_lens"][k]
+    assert n == 256
+    ids, mask = row["input_ids"][start : start + n], row["loss_mask"][start : start + n]
+    trained = tok.decode([i for i, m in zip(ids, mask, strict=True) if m], skip_special_tokens=False)
+    assert trained.endswith(".<|im_end|>")  # the end of the long answer and its end of turn survived
+    reasons = duckdb.sql(
+        f"select reason from read_parquet('{settings.lake}/gold/gold_rejections/**/*.parquet', hive_partitioning=true)"
+        " where regime = 'sft'"
+    ).fetchall()
+    assert reasons == [("special_token_in_content",)]  # the cut record is in its row, not rejected

@@ -6,7 +6,7 @@ import random
 import numpy as np
 import pytest
 
-from ptdata.transforms.pack import pack_best_fit, pack_first_fit, position_ids
+from ptdata.transforms.pack import pack_best_fit, pack_first_fit, position_ids, truncate_sequence
 from ptdata.transforms.templates import chat_template
 from ptdata.transforms.tokenize import (
     EOS,
@@ -170,3 +170,12 @@ def test_best_fit_picks_the_tightest_row():
 
 def test_position_ids_restart_per_sequence():
     assert position_ids([3, 1, 2]).tolist() == [0, 1, 2, 0, 0, 1]
+
+
+def test_truncate_keeps_what_a_sequence_trains():
+    ids, mask = np.arange(10, dtype=np.int32), np.array([0, 0, 1, 1, 0, 0, 1, 1, 1, 1], dtype=np.int8)
+    last = truncate_sequence(ids, mask, 4, "last", 99)
+    assert last[0].tolist() == [6, 7, 8, 9] and last[1].tolist() == [1, 1, 1, 1]
+    first = truncate_sequence(ids, np.ones(10, dtype=np.int8), 4, "first", 99)
+    assert first[0].tolist() == [0, 1, 2, 99] and first[1].all()
+    assert truncate_sequence(ids, np.array([1] + [0] * 9, dtype=np.int8), 4, "last", 99) is None

@@ -166,6 +166,7 @@ def _gold_metadata(
         "dagster/column_schema": column_schema(GOLD_SCHEMAS[staged[0].regime]),
         "silver_records": sum(st.silver_rows for st in staged),
         "rejected_by_reason": dict(sorted(reasons.items())),
+        "truncated_records": sum(len(st.truncated) for st in staged),
         "tokens": tokens,
         "trained_tokens": sum(st.trained_tokens for st in staged),
         "packing_efficiency": round(tokens / capacity, 6) if capacity else None,

@@ -114,3 +114,19 @@ def position_ids(seq_lens: Sequence[int]) -> np.ndarray:
     lens = np.asarray(seq_lens, dtype=np.int64)
     starts = np.repeat(np.cumsum(lens) - lens, lens)
     return (np.arange(int(lens.sum())) - starts).astype(np.int32)
+
+
+def truncate_sequence(
+    ids: np.ndarray, mask: np.ndarray, capacity: int, keep: str, end_id: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """An over-long sequence cut to `capacity` tokens so that what it trains survives, or None when nothing
+    trained would be left. keep="last" (conversations): the last `capacity` tokens, so the final assistant turn
+    and its end-of-turn token stay and only the oldest context goes. keep="first" (documents): the first
+    `capacity - 1` tokens and the end token `end_id`, all trained."""
+    if keep == "first":
+        return (
+            np.concatenate([ids[: capacity - 1], np.asarray([end_id], dtype=ids.dtype)]),
+            np.ones(capacity, dtype=mask.dtype),
+        )
+    ids, mask = ids[-capacity:], mask[-capacity:]
+    return (ids, mask) if mask.any() else None
