@@ -70,6 +70,18 @@ class Release:
     tokenizer_sha256: str = ""
 
 
+def _tokens(pf: pq.ParquetFile, regime: str) -> int:
+    """Tokens in a gold partition, a row group at a time (packed rows carry their count)."""
+    total = 0
+    for g in range(pf.num_row_groups):
+        if regime in ("sft", "text"):
+            total += int(pa.compute.sum(pf.read_row_group(g, columns=["tokens"]).column(0)).as_py() or 0)
+        else:
+            column = pf.read_row_group(g, columns=[TOKEN_COLUMNS[regime]]).column(0)
+            total += int(pa.compute.sum(pa.compute.list_value_length(column)).as_py() or 0)
+    return total
+
+
 def plan_release(lake: Lake, cfg: LoadedConfig, name: str, dates: list[dt.date] | None) -> Release:
     """Every materialized gold partition of `dates` (all dates from start_date to today when None)."""
     if not name or "/" in name or name.startswith("."):
@@ -85,11 +97,9 @@ def plan_release(lake: Lake, cfg: LoadedConfig, name: str, dates: list[dt.date] 
             path = lake.path(part)
             pf = lake.parquet_file(path)
             shas.add((pf.schema_arrow.metadata or {}).get(TOKENIZER_META, b"").decode())
-            tokens = pa.compute.sum(pa.compute.list_value_length(pf.read(columns=[TOKEN_COLUMNS[regime]]).column(0)))
+            tokens = _tokens(pf, regime)
             release.partitions.append(
-                PlannedPartition(
-                    f"gold_{regime}", day, path, lake.data_version(path), pf.metadata.num_rows, int(tokens.as_py() or 0)
-                )
+                PlannedPartition(f"gold_{regime}", day, path, lake.data_version(path), pf.metadata.num_rows, tokens)
             )
     if not release.partitions:
         raise ReleaseError(f"release {name}: no gold partition is materialized for the dates asked")
@@ -163,7 +173,7 @@ def _shards(lake: Lake, release: Release, out: str, shard_tokens: int) -> dict[s
     return shards
 
 
-def _megatron(lake: Lake, release: Release, out: str) -> dict[str, dict[str, Any]]:
+def _megatron(lake: Lake, release: Release, out: str, vocab_size: int) -> dict[str, dict[str, Any]]:
     """Packed rows as Megatron-LM's MMIDIDX indexed dataset: one sequence per row, one document per sequence."""
     written = {}
     for table in ("gold_sft", "gold_text"):
@@ -171,11 +181,8 @@ def _megatron(lake: Lake, release: Release, out: str) -> dict[str, dict[str, Any
         if not parts:
             continue
         sizes: list[int] = []
-        dtype = np.dtype(np.uint16)
-        for part in parts:
-            ids = lake.parquet_file(part.path).read(columns=["input_ids"]).column(0)
-            if len(ids) and pa.compute.max(pa.compute.list_flatten(ids)).as_py() >= 65_000:
-                dtype = np.dtype(np.int32)
+        # uint16 when every id fits (Megatron's choice for vocabularies under 65,500), else int32
+        dtype = np.dtype(np.uint16 if vocab_size < 65_500 else np.int32)
         lake.fs.makedirs(f"{out}/megatron", exist_ok=True)
         with lake.fs.open(f"{out}/megatron/{table}.bin", "wb") as f:
             for part in parts:
@@ -339,7 +346,8 @@ def build_release(
 ) -> dict[str, Any]:
     """Write the whole release folder (see the module docstring) under `out`; returns the manifest."""
     shards = _shards(lake, release, out, cfg.pipeline.release.shard_tokens)
-    megatron = _megatron(lake, release, out)
+    vocab = Tokenizer.from_str(lake.read_bytes(lake.path(TOKENIZER, TOKENIZER_FILE)).decode()).get_vocab_size()
+    megatron = _megatron(lake, release, out, vocab)
     card = _card(lake, cfg, release, out)
     lake.write_bytes(f"{out}/tokenizer.json", lake.read_bytes(lake.path(TOKENIZER, TOKENIZER_FILE)))
     manifest = {
