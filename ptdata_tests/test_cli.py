@@ -86,3 +86,19 @@ def test_dagster_cli_materialize_exit_codes(tmp_path):
         text=True,
     )
     assert failed.returncode != 0 and "no part for regime" in failed.stderr
+
+
+def test_every_asset_runs_a_partition_range_in_one_run(tmp_path):
+    """`dagster asset materialize --partition-range` refuses a selection with an asset lacking the single-run
+    backfill policy (CI caught the release asset once); every asset, partitioned or not, must have it."""
+    from ptdata.config import BUNDLED_DEMO_CONFIG, Settings
+    from ptdata.location import build_definitions
+
+    settings = Settings(home=tmp_path, config_path=BUNDLED_DEMO_CONFIG, lake=str(tmp_path / "lake"), engine="local")
+    graph = build_definitions(settings).resolve_asset_graph()
+    lacking = [
+        key.to_user_string()
+        for key in graph.get_all_asset_keys()
+        if graph.get(key).backfill_policy is None or graph.get(key).backfill_policy.max_partitions_per_run is not None
+    ]
+    assert not lacking

@@ -9,7 +9,7 @@ from collections import Counter
 
 import dagster as dg
 
-from ptdata.assets.common import SINGLE_RUN, check_result, column_schema, combined_version, partition_dates
+from ptdata.assets.common import SINGLE_RUN, column_schema, combined_version, partition_dates, report_audits
 from ptdata.assets.parts import regime_parts_asset
 from ptdata.checks.bronze import QUARANTINE_PANDERA, audit_staged
 from ptdata.checks.outcome import Outcome
@@ -96,18 +96,8 @@ def _publish_or_fail(
     staged: list[StagedBronze],
     audits: list[tuple[dt.date, dict[str, Outcome]]],
 ):  # noqa: ANN202 - a generator of events
-    for check in ("schema", "accounting"):
-        yield check_result(name, check, [(d, a[check]) for d, a in audits])
-    yield check_result(
-        name, "quarantine_rate", [(d, a["quarantine_rate"]) for d, a in audits], dg.AssetCheckSeverity.WARN
-    )
-    failed = [a[c] for _, a in audits for c in ("schema", "accounting") if not a[c].passed]
-    if failed:
-        kept = ", ".join(sorted({st.bronze_staged.rsplit("/", 2)[0] for st in staged}))
-        raise dg.Failure(
-            description=f"{name} not published: {failed[0].description}",
-            metadata={"staged_files_kept_at": kept},
-        )
+    kept = ", ".join(sorted({st.bronze_staged.rsplit("/", 2)[0] for st in staged}))
+    yield from report_audits(name, audits, ("schema", "accounting"), ("quarantine_rate",), kept)
     versions = {}
     for st in staged:
         lake.publish(st.quarantine_staged, st.quarantine)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import dagster as dg
 import pyarrow as pa
@@ -43,6 +43,28 @@ def check_result(
         metadata=metadata,
         description=failed[0][1].description if failed else None,
     )
+
+
+def report_audits(
+    name: str,
+    audits: Sequence[tuple[dt.date, dict[str, Outcome]]],
+    blocking: Sequence[str],
+    warnings: Sequence[str] = (),
+    staged_at: str | None = None,
+) -> Iterator[dg.AssetCheckResult]:
+    """Yield one check result per check over the run's partitions (ERROR for `blocking`, WARN for `warnings`),
+    then raise dg.Failure naming the first failed blocking audit: the asset publishes nothing, and the run fails
+    with that one-line reason (DESIGN principle 3). Returns normally when every blocking audit passed."""
+    for check in blocking:
+        yield check_result(name, check, [(d, a[check]) for d, a in audits])
+    for check in warnings:
+        yield check_result(name, check, [(d, a[check]) for d, a in audits], dg.AssetCheckSeverity.WARN)
+    failed = [a[c] for _, a in audits for c in blocking if not a[c].passed]
+    if failed:
+        raise dg.Failure(
+            description=f"{name} not published: {failed[0].description}",
+            metadata={"staged_files_kept_at": staged_at} if staged_at else None,
+        )
 
 
 def combined_version(versions: dict[str, str]) -> str:

@@ -20,10 +20,9 @@ from ptdata.assemble import (
     stage_tokenizer,
     tokenizer_settings,
 )
-from ptdata.assets.common import SINGLE_RUN, check_result, column_schema, combined_version, partition_dates
+from ptdata.assets.common import SINGLE_RUN, column_schema, combined_version, partition_dates, report_audits
 from ptdata.assets.parts import regime_parts_asset
 from ptdata.checks.gold import GOLD_CHECKS, GOLD_REJECTIONS_PANDERA, audit_staged
-from ptdata.checks.outcome import Outcome
 from ptdata.config import REGIMES, LoadedConfig, stable_hash
 from ptdata.lake import Lake
 from ptdata.resources import PtdataResource
@@ -132,11 +131,7 @@ def gold_asset(regime: str, partitions: dg.PartitionsDefinition, cfg: LoadedConf
         except (GoldInputError, ValueError) as e:
             raise dg.Failure(description=str(e)) from None
         audits: list[tuple] = [(st.date, audit_staged(lake, cfg, st, tok)) for st in staged]
-        for check in GOLD_CHECKS:
-            yield check_result(name, check, [(d, a[check]) for d, a in audits])
-        failed: list[Outcome] = [a[c] for _, a in audits for c in GOLD_CHECKS if not a[c].passed]
-        if failed:
-            raise dg.Failure(description=f"{name} not published: {failed[0].description}")
+        yield from report_audits(name, audits, GOLD_CHECKS, staged_at=f"{lake.url}/_staging/{context.run_id}-{name}")
         versions = {}
         for st in staged:
             lake.publish(st.rejections_staged, st.rejections)

@@ -74,6 +74,8 @@ def release_asset(cfg: LoadedConfig) -> dg.AssetsDefinition:
         name="release",
         group_name="gold",
         code_version=RELEASE_CODE_VERSION,
+        # `--partition-range` needs a single-run policy on every selected asset, unpartitioned ones included
+        backfill_policy=dg.BackfillPolicy.single_run(),
         deps=[*(f"gold_{r}" for r in REGIMES), "tokenizer"],
         kinds={"parquet"},
         description="A named release of gold partitions: manifest (data versions, config and tokenizer hashes, "

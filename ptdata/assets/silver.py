@@ -11,7 +11,14 @@ from collections import Counter
 
 import dagster as dg
 
-from ptdata.assets.common import SINGLE_RUN, check_result, column_schema, combined_version, partition_dates
+from ptdata.assets.common import (
+    SINGLE_RUN,
+    check_result,
+    column_schema,
+    combined_version,
+    partition_dates,
+    report_audits,
+)
 from ptdata.assets.parts import regime_parts_asset
 from ptdata.checks.outcome import Outcome
 from ptdata.checks.silver import REJECTIONS_PANDERA, SILVER_CHECKS, audit_staged
@@ -238,19 +245,11 @@ def silver_asset(regime: str, partitions: dg.PartitionsDefinition, cfg: LoadedCo
                 f"{name} {st.date}: {st.bronze_rows} bronze, {st.silver_rows} silver, "
                 f"{st.bronze_rows - st.silver_rows} rejected ({dict(st.reasons)})"
             )
-        for check in SILVER_CHECKS:
-            yield check_result(name, check, [(d, a[check]) for d, a in audits])
-        history = [(d, a["complete_history"]) for d, a in audits]
-        yield check_result(name, "complete_history", history, dg.AssetCheckSeverity.WARN)
-        for _, outcome in history:
-            if not outcome.passed:
-                context.log.warning(outcome.description)
-        failed = [a[c] for _, a in audits for c in SILVER_CHECKS if not a[c].passed]
-        if failed:
-            raise dg.Failure(
-                description=f"{name} not published: {failed[0].description}",
-                metadata={"staged_files_kept_at": lake.url + "/_staging/" + f"{context.run_id}-{name}"},
-            )
+        for _, audit in audits:
+            if not audit["complete_history"].passed:
+                context.log.warning(audit["complete_history"].description)
+        kept = f"{lake.url}/_staging/{context.run_id}-{name}"
+        yield from report_audits(name, audits, SILVER_CHECKS, ("complete_history",), kept)
         versions = {}
         for st in staged:
             lake.publish(st.rejections_staged, st.rejections)
