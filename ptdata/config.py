@@ -188,6 +188,22 @@ class ReleaseConfig(_Strict):
     shard_tokens: Annotated[int, Field(ge=1)] = 100_000_000  # tokens per Parquet shard, at most
 
 
+class AutomationConfig(_Strict):
+    # when the daily schedule materializes the previous day, bronze to gold (cron, UTC)
+    daily_cron: str = "0 2 * * *"
+    # the landing sensor starts a date's run once its newest file is this old, so a copy in progress is not read
+    landing_settle_seconds: Annotated[int, Field(ge=0)] = 60
+
+    @field_validator("daily_cron")
+    @classmethod
+    def _valid_cron(cls, v: str) -> str:
+        from dagster._utils.schedules import is_valid_cron_string
+
+        if not is_valid_cron_string(v):
+            raise ValueError(f"{v!r} is not a cron expression (five fields, e.g. '0 2 * * *')")
+        return v
+
+
 class BronzeConfig(_Strict):
     # a partition whose quarantined share is above this gets a WARN check; it is still published
     max_quarantine_rate: Annotated[float, Field(ge=0, le=1)] = 0.05
@@ -208,6 +224,7 @@ class PipelineConfig(_Strict):
     packing: PackingConfig = PackingConfig()
     bronze: BronzeConfig = BronzeConfig()
     release: ReleaseConfig = ReleaseConfig()
+    automation: AutomationConfig = AutomationConfig()
 
     @model_validator(mode="after")
     def _unique_names(self) -> PipelineConfig:

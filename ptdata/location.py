@@ -11,6 +11,7 @@ from ptdata.assets.common import daily_partitions
 from ptdata.assets.gold import gold_asset, gold_rejections_asset, tokenizer_asset
 from ptdata.assets.release import release_asset
 from ptdata.assets.silver import dedup_signatures_asset, eval_index_asset, silver_asset, silver_rejections_asset
+from ptdata.automation import daily_schedule, landing_sensor, pipeline_job, run_failure_alert
 from ptdata.config import REGIMES, Settings
 from ptdata.resources import PtdataResource
 
@@ -37,6 +38,12 @@ def build_definitions(
             gold_rejections_asset(partitions),
             release_asset(cfg),
         ]
+    job = pipeline_job(partitions)
     return dg.Definitions(
-        assets=assets, resources={"ptdata": PtdataResource.from_settings(settings)}, loggers=loggers or {}
+        assets=assets,
+        jobs=[job],
+        schedules=[daily_schedule(job, cfg.pipeline.automation.daily_cron, cfg.pipeline.start_date)],
+        sensors=[landing_sensor(job), run_failure_alert],
+        resources={"ptdata": PtdataResource.from_settings(settings)},
+        loggers=loggers or {},
     )
