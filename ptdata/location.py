@@ -11,6 +11,7 @@ from ptdata.assets.common import daily_partitions
 from ptdata.assets.gold import gold_asset, gold_rejections_asset, tokenizer_asset
 from ptdata.assets.release import release_asset
 from ptdata.assets.silver import dedup_signatures_asset, eval_index_asset, silver_asset, silver_rejections_asset
+from ptdata.assets.sql_models import load_models, sql_model_asset
 from ptdata.automation import daily_schedule, landing_sensor, pipeline_job, run_failure_alert
 from ptdata.config import REGIMES, Settings
 from ptdata.resources import PtdataResource
@@ -37,6 +38,7 @@ def build_definitions(
             *(gold_asset(r, partitions, cfg) for r in REGIMES),
             gold_rejections_asset(partitions),
             release_asset(cfg),
+            *(sql_model_asset(m, partitions) for m in load_models()),
         ]
     job = pipeline_job(partitions)
     return dg.Definitions(

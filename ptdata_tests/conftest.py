@@ -15,6 +15,7 @@ import orjson
 import pytest
 import yaml
 
+from ptdata.cli import main
 from ptdata.config import Settings
 from ptdata.runs import execute
 
@@ -36,6 +37,21 @@ def make_home(tmp_path):
 def instance():
     with dg.DagsterInstance.ephemeral() as inst:
         yield inst
+
+
+@pytest.fixture(scope="session")
+def demo_home(tmp_path_factory):
+    """`ptdata demo` run once for the whole session, in a fresh PTDATA_HOME (tests only read it)."""
+    home = tmp_path_factory.mktemp("demo")
+    mp = pytest.MonkeyPatch()
+    for var in ("PTDATA_CONFIG", "PTDATA_LAKE", "DAGSTER_HOME"):
+        mp.delenv(var, raising=False)
+    mp.setenv("PTDATA_HOME", str(home))
+    try:
+        assert main(["demo"]) == 0
+        yield home
+    finally:
+        mp.undo()
 
 
 def run(settings: Settings, instance: dg.DagsterInstance, start: str, end: str | None = None, select: str = "*"):

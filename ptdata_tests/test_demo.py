@@ -3,24 +3,8 @@
 import gzip
 
 import duckdb
-import pytest
 
-from ptdata.cli import main
 from ptdata.demo.generate import DEMO_DAYS
-
-
-@pytest.fixture(scope="module")
-def demo_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("demo")
-    mp = pytest.MonkeyPatch()
-    for var in ("PTDATA_CONFIG", "PTDATA_LAKE", "DAGSTER_HOME"):
-        mp.delenv(var, raising=False)
-    mp.setenv("PTDATA_HOME", str(home))
-    try:
-        assert main(["demo"]) == 0
-        yield home
-    finally:
-        mp.undo()
 
 
 def _rel(home, table: str) -> str:
