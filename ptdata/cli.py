@@ -101,6 +101,56 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     return 0 if run_materialize(settings, args.select, start, end) else 1
 
 
+def partition_states(settings: Settings, instance) -> list[tuple[str, dict[str, int] | str]]:  # noqa: ANN001
+    """Per asset: partitions by state (materialized, failed, in progress, missing) for a partitioned asset, or the
+    time of its last materialization for an unpartitioned one, from the Dagster instance's records."""
+    import dagster as dg
+
+    from ptdata.location import build_definitions
+
+    graph = build_definitions(settings).resolve_asset_graph()
+    out: list[tuple[str, dict[str, int] | str]] = []
+    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        partitions = graph.get(key).partitions_def
+        if partitions is None:
+            event = instance.get_latest_materialization_event(key)
+            when = dt.datetime.fromtimestamp(event.timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M UTC") if event else None
+            out.append((key.to_user_string(), f"materialized {when}" if when else "never materialized"))
+            continue
+        keys = partitions.get_partition_keys()
+        status = instance.get_status_by_partition(key, keys, partitions) or {}
+        counts = {"materialized": 0, "failed": 0, "in_progress": 0, "missing": 0}
+        for k in keys:
+            state = status.get(k)
+            name = {
+                dg.AssetPartitionStatus.MATERIALIZED: "materialized",
+                dg.AssetPartitionStatus.FAILED: "failed",
+                dg.AssetPartitionStatus.IN_PROGRESS: "in_progress",
+            }.get(state, "missing")
+            counts[name] += 1
+        out.append((key.to_user_string(), counts))
+    return out
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    settings = Settings.from_env()
+    _prepare_dagster_home(settings)
+    with dg.DagsterInstance.get() as instance:
+        states = partition_states(settings, instance)
+    print(f"{'asset':<24} {'materialized':>12} {'failed':>7} {'running':>8} {'missing':>8}")
+    for name, state in states:
+        if isinstance(state, str):
+            print(f"{name:<24} {state}")
+        else:
+            print(
+                f"{name:<24} {state['materialized']:>12} {state['failed']:>7} {state['in_progress']:>8} "
+                f"{state['missing']:>8}"
+            )
+    return 0
+
+
 def cmd_validate_config(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     path = Path(args.path) if args.path else settings.config_path
@@ -217,6 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     mat.add_argument("--from", dest="from_", help="first date of a range")
     mat.add_argument("--to", help="last date of a range (inclusive)")
     mat.set_defaults(func=cmd_materialize)
+    status = sub.add_parser("status", help="every asset's partitions by state, from the Dagster instance")
+    status.set_defaults(func=cmd_status)
     val = sub.add_parser("validate-config", help="check a config file and print what it defines")
     val.add_argument("path", nargs="?", help="config file (default: PTDATA_CONFIG, else $PTDATA_HOME/ptdata.yaml)")
     val.set_defaults(func=cmd_validate_config)

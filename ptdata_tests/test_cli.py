@@ -64,6 +64,11 @@ def test_materialize_records_runs_in_dagster_home(tmp_path, monkeypatch, capsys)
     assert main(["materialize", "--select", "bronze_quarantine", "--partition", "2026-11-03"]) == 1
     assert "no part for regime" in capsys.readouterr().err
     assert main(["materialize", "--partition", "2026-13-01"]) == 2
+    # status reads the same instance: two partitions materialized, the failed one counted as failed
+    assert main(["status"]) == 0
+    lines = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert lines["bronze_sft"][:2] == ["2", "0"] and lines["bronze_quarantine"][:2] == ["2", "1"]
+    assert lines["tokenizer"][0] == "materialized"
 
 
 def test_dagster_cli_materialize_exit_codes(tmp_path):
