@@ -27,11 +27,11 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401 - pa.compute
 import pyarrow.parquet as pq
 
-from ptdata.assemble import TOKENIZER, TOKENIZER_FILE, TOKENIZER_META
+from ptdata.assemble import TOKENIZER, TOKENIZER_FILE, TOKENIZER_META, load_lake_tokenizer
 from ptdata.config import REGIMES, LoadedConfig, stable_hash
 from ptdata.curate import partition_days
 from ptdata.lake import PARQUET_OPTIONS, Lake, TablePartition, parquet_list
-from ptdata.transforms.tokenize import Tokenizer, tokenizer_hash
+from ptdata.transforms.tokenize import LoadedTokenizer
 
 RELEASE_CODE_VERSION = "1"
 # Megatron-LM's MMIDIDX header and dtype codes (megatron/core/datasets/indexed_dataset.py)
@@ -68,6 +68,7 @@ class Release:
     name: str
     partitions: list[PlannedPartition] = field(default_factory=list)
     tokenizer_sha256: str = ""
+    tokenizer: LoadedTokenizer | None = None
 
 
 def _tokens(pf: pq.ParquetFile, regime: str) -> int:
@@ -103,9 +104,8 @@ def plan_release(lake: Lake, cfg: LoadedConfig, name: str, dates: list[dt.date] 
             )
     if not release.partitions:
         raise ReleaseError(f"release {name}: no gold partition is materialized for the dates asked")
-    release.tokenizer_sha256 = tokenizer_hash(
-        Tokenizer.from_str(lake.read_bytes(lake.path(TOKENIZER, TOKENIZER_FILE)).decode())
-    )
+    release.tokenizer = load_lake_tokenizer(lake)
+    release.tokenizer_sha256 = release.tokenizer.sha256()
     if shas != {release.tokenizer_sha256}:
         raise ReleaseError(
             f"release {name}: its gold partitions were built with {len(shas)} tokenizer(s), not all the current "
@@ -346,8 +346,7 @@ def build_release(
 ) -> dict[str, Any]:
     """Write the whole release folder (see the module docstring) under `out`; returns the manifest."""
     shards = _shards(lake, release, out, cfg.pipeline.release.shard_tokens)
-    vocab = Tokenizer.from_str(lake.read_bytes(lake.path(TOKENIZER, TOKENIZER_FILE)).decode()).get_vocab_size()
-    megatron = _megatron(lake, release, out, vocab)
+    megatron = _megatron(lake, release, out, release.tokenizer.vocab_size)
     card = _card(lake, cfg, release, out)
     lake.write_bytes(f"{out}/tokenizer.json", lake.read_bytes(lake.path(TOKENIZER, TOKENIZER_FILE)))
     manifest = {

@@ -12,6 +12,7 @@ to stop).
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -29,19 +30,20 @@ def _trained_turns(messages: Sequence[Message], loss_on: LossOn) -> set[int]:
     return set(assistant[-1:] if loss_on == "last_assistant" else assistant)
 
 
-class ChatTemplate:
+class ChatTemplate(ABC):
     """Renders messages to segments. Subclasses give the scaffolding."""
 
     name = "base"
 
+    @abstractmethod
     def segments(
         self, messages: Sequence[Message], loss_on: LossOn = "all_assistant", generation_prompt: bool = False
     ) -> list[Segment]:
-        raise NotImplementedError
+        """The conversation as scaffolding and content segments, each trained or not."""
 
+    @abstractmethod
     def end_tokens(self, tok: LoadedTokenizer) -> tuple[str, ...]:
         """The tokens that may end a trained assistant turn."""
-        raise NotImplementedError
 
     def render(self, messages: Sequence[Message], generation_prompt: bool = False) -> str:
         return "".join(s.text for s in self.segments(messages, generation_prompt=generation_prompt))
