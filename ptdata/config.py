@@ -194,6 +194,12 @@ class AutomationConfig(_Strict):
     # the landing sensor starts a date's run once its newest file is this old, so a copy in progress is not read
     landing_settle_seconds: Annotated[int, Field(ge=0)] = 60
 
+    # a source that cannot be reached (network errors, 429 or 5xx once its own retries are spent) fails the bronze
+    # step instead of publishing a partial partition; Dagster retries the step this many times, waiting
+    # source_retry_delay_seconds, doubled each time, with +/-50% jitter
+    source_retries: Annotated[int, Field(ge=0, le=20)] = 3
+    source_retry_delay_seconds: Annotated[float, Field(ge=0)] = 60.0
+
     @field_validator("daily_cron")
     @classmethod
     def _valid_cron(cls, v: str) -> str:
@@ -202,6 +208,33 @@ class AutomationConfig(_Strict):
         if not is_valid_cron_string(v):
             raise ValueError(f"{v!r} is not a cron expression (five fields, e.g. '0 2 * * *')")
         return v
+
+
+class MonitoringConfig(_Strict):
+    # freshness of the bronze assets: WARN when not updated for warn_hours, FAIL after fail_hours (the daily
+    # schedule runs once a day, so a missed day shows by the next morning)
+    freshness_warn_hours: Annotated[float, Field(gt=0)] = 26.0
+    freshness_fail_hours: Annotated[float, Field(gt=0)] = 50.0
+    # drift checks (WARN) compare a partition's statistics with those of the trailing drift_window_days partitions
+    drift_window_days: Annotated[int, Field(ge=2, le=90)] = 7
+    drift_min_history: Annotated[int, Field(ge=2)] = 3  # fewer earlier partitions than this: no verdict
+    # a statistic drifts when it is further from the window's median than drift_sigmas robust deviations
+    # (1.4826 x MAD) and than drift_min_relative of the median: quiet windows do not flag every small change
+    drift_sigmas: Annotated[float, Field(gt=0)] = 4.0
+    drift_min_relative: Annotated[float, Field(ge=0)] = 0.25
+    # the language mix drifts when its total variation distance from the window's pooled mix is above this
+    lang_mix_max_shift: Annotated[float, Field(gt=0, le=1)] = 0.15
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MonitoringConfig:
+        if self.freshness_fail_hours < self.freshness_warn_hours:
+            raise ValueError("freshness_fail_hours must be at least freshness_warn_hours")
+        return self
+
+
+class CostConfig(_Strict):
+    # what one core-hour costs, for the $ figures in metadata, the pipeline_cost mart and `ptdata size`
+    usd_per_core_hour: Annotated[float, Field(ge=0)] = 0.05
 
 
 class BronzeConfig(_Strict):
@@ -225,6 +258,8 @@ class PipelineConfig(_Strict):
     bronze: BronzeConfig = BronzeConfig()
     release: ReleaseConfig = ReleaseConfig()
     automation: AutomationConfig = AutomationConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
+    cost: CostConfig = CostConfig()
 
     @model_validator(mode="after")
     def _unique_names(self) -> PipelineConfig:
