@@ -110,6 +110,33 @@ class Lake:
         self.remove_empty_dirs(staged.rsplit("/", 1)[0])
         return final
 
+    def discard_staged(self, stage_id: str, dates: Sequence[dt.date] | None) -> list[str]:
+        """Remove what earlier runs of the same writer left staged for `dates` (all of it when None): files of a
+        run killed mid-way, or kept by a failed audit, which the writer holding `stage_id` now supersedes.
+        Stage ids are `<run id>-<writer>`; the caller must hold the writer's partition locks. Returns the removed."""
+        writer = stage_id.split("-", 5)[-1]
+        staging = f"{self.root}/_staging"
+        if not self.fs.exists(staging):
+            return []
+        names = {f"date={d.isoformat()}" for d in dates} if dates is not None else None
+        removed = []
+        for folder in self.fs.ls(staging, detail=False):
+            name = folder.rstrip("/").rsplit("/", 1)[-1]
+            if name == stage_id or name.split("-", 5)[-1] != writer:
+                continue
+            if names is None:
+                targets = [folder]
+            else:
+                found = self.fs.find(folder, withdirs=True, detail=True)
+                targets = [
+                    p for p, info in found.items() if info["type"] == "directory" and p.rsplit("/", 1)[-1] in names
+                ]
+            for target in targets:
+                self.fs.rm(target, recursive=True)
+                removed.append(target)
+                self.remove_empty_dirs(target.rsplit("/", 1)[0])
+        return removed
+
     def remove_empty_dirs(self, folder: str) -> None:
         """Remove `folder` and its parents up to the staging root while they are empty."""
         stop = f"{self.root}/_staging"

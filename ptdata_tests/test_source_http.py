@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from ptdata.config import HttpSource, Pagination
-from ptdata.sources.base import SourceContext
+from ptdata.sources.base import SourceContext, SourceUnavailable
 from ptdata.sources.http import public_url, read_http
 from ptdata_tests.conftest import Api, ApiHandler, LoopbackServer, Reply
 
@@ -158,17 +158,28 @@ def test_timeout_then_success(api: Api, ctx: SourceContext) -> None:
     assert len(sleep.calls) == 1 and len(api.seen) == 2
 
 
-def test_retries_exhausted_give_one_error_record(api: Api, ctx: SourceContext) -> None:
+def test_retries_exhausted_raise_source_unavailable(api: Api, ctx: SourceContext) -> None:
+    # a server that stays down must not give a published partition with a hole: the step fails and is retried
     api.route = lambda path, query: Reply(503, b"upstream down")
     sleep = SleepLog()
-    records = list(read_http(source(f"{api.url}/x", max_retries=2), ctx, sleep=sleep))
-
-    assert len(records) == 1
-    assert records[0].error == "http_error: HTTP 503 after 3 attempts"
-    assert records[0].source_uri == f"{api.url}/x"
-    assert records[0].raw == b"upstream down"
+    with pytest.raises(SourceUnavailable, match=r"/x: HTTP 503 after 3 attempts"):
+        list(read_http(source(f"{api.url}/x", max_retries=2), ctx, sleep=sleep))
     assert len(api.seen) == 3 and len(sleep.calls) == 2
-    assert len(ctx.notes) == 1 and "HTTP 503 after 3 attempts" in ctx.notes[0]
+
+
+def test_server_down_mid_paging_raises_after_the_pages_read(api: Api, ctx: SourceContext) -> None:
+    def route(path: str, query: dict[str, str]) -> Reply:
+        if query.get("cursor") == "c2":
+            return Reply(502, b"bad gateway")
+        return Reply(body={"data": [{"x": 1}], "next_cursor": "c2"})
+
+    api.route = route
+    reader = read_http(
+        source(f"{api.url}/x", max_retries=1, pagination=Pagination(type="cursor")), ctx, sleep=SleepLog()
+    )
+    assert next(reader).payload == {"x": 1}
+    with pytest.raises(SourceUnavailable, match=r"cursor=c2: HTTP 502 after 2 attempts"):
+        next(reader)
 
 
 def test_error_mid_paging_keeps_earlier_pages_and_stops(api: Api, ctx: SourceContext) -> None:
@@ -205,15 +216,13 @@ def test_missing_records_path_is_an_error_record(api: Api, ctx: SourceContext) -
     assert ctx.notes
 
 
-def test_connection_refused_is_an_error_record(ctx: SourceContext) -> None:
+def test_connection_refused_raises_source_unavailable(ctx: SourceContext) -> None:
     with LoopbackServer(("127.0.0.1", 0), ApiHandler) as closed:
         port = closed.server_address[1]  # bound and closed again: nothing listens there
     sleep = SleepLog()
-    records = list(read_http(source(f"http://127.0.0.1:{port}/x", max_retries=1), ctx, sleep=sleep))
-
-    assert len(records) == 1
-    assert records[0].error is not None and records[0].error.startswith("http_error: ConnectionError")
-    assert records[0].error.endswith("after 2 attempts") and len(sleep.calls) == 1
+    with pytest.raises(SourceUnavailable, match=r"ConnectionError.*after 2 attempts"):
+        list(read_http(source(f"http://127.0.0.1:{port}/x", max_retries=1), ctx, sleep=sleep))
+    assert len(sleep.calls) == 1
 
 
 def test_credentials_reach_the_server_but_not_the_source_uri(api: Api, ctx: SourceContext) -> None:

@@ -9,7 +9,15 @@ from collections import Counter
 
 import dagster as dg
 
-from ptdata.assets.common import SINGLE_RUN, column_schema, combined_version, partition_dates, report_audits
+from ptdata.assets.common import (
+    SINGLE_RUN,
+    Writer,
+    column_schema,
+    combined_version,
+    exclusive_write,
+    partition_dates,
+    report_audits,
+)
 from ptdata.assets.parts import regime_parts_asset
 from ptdata.checks.bronze import QUARANTINE_PANDERA, audit_staged
 from ptdata.checks.outcome import Outcome
@@ -17,13 +25,14 @@ from ptdata.config import LoadedConfig, stable_hash
 from ptdata.ingest import StagedBronze, stage_bronze
 from ptdata.lake import Lake
 from ptdata.resources import PtdataResource
+from ptdata.sources import SourceUnavailable
 from ptdata.tables import QUARANTINE_SCHEMA, bronze_schema
 
 # bump when the bronze code changes what it writes; the config part is added per asset
 BRONZE_CODE_VERSION = "1"
 
 
-def _metadata(staged: list[StagedBronze], versions: dict[str, str], lake: Lake, table: str) -> dict:
+def _metadata(staged: list[StagedBronze], versions: dict[str, str], lake: Lake, table: str, writer: Writer) -> dict:
     rows_per_source: Counter[str] = Counter()
     quarantined_by_reason: Counter[str] = Counter()
     quarantined_per_source: Counter[str] = Counter()
@@ -32,9 +41,9 @@ def _metadata(staged: list[StagedBronze], versions: dict[str, str], lake: Lake, 
             rows_per_source[name] += s.bronze
             quarantined_per_source[name] += s.quarantined
             quarantined_by_reason.update(s.reasons)
-    seconds = sum(st.seconds for st in staged)
     records = sum(st.records for st in staged)
     nbytes = sum(st.bytes_read for st in staged)
+    figures = writer.figures(records)
     return {
         "dagster/row_count": sum(st.bronze_rows for st in staged),
         "dagster/column_schema": column_schema(bronze_schema(staged[0].regime)),
@@ -44,9 +53,8 @@ def _metadata(staged: list[StagedBronze], versions: dict[str, str], lake: Lake, 
         "quarantined_per_source": dict(sorted(quarantined_per_source.items())),
         "quarantined_by_reason": dict(sorted(quarantined_by_reason.items())),
         "bytes_read": nbytes,
-        "seconds": round(seconds, 3),
-        "records_per_s": round(records / seconds, 1) if seconds else 0.0,
-        "mb_per_s": round(nbytes / 1e6 / seconds, 2) if seconds else 0.0,
+        **figures,
+        "mb_per_s": round(nbytes / 1e6 / figures["seconds"], 2) if figures["seconds"] else 0.0,
         "data_versions": versions,
         "notes": [f"{st.date}: {n}" for st in staged for n in st.notes][:50],
         "path": dg.MetadataValue.path(f"{lake.url}/bronze/{table}"),
@@ -63,6 +71,14 @@ def bronze_asset(regime: str, partitions: dg.PartitionsDefinition, cfg: LoadedCo
         partitions_def=partitions,
         backfill_policy=SINGLE_RUN,
         code_version=version,
+        # a source that cannot be reached fails the step (SourceUnavailable); it is retried later, from scratch:
+        # staging starts over and nothing was published, so a retry is idempotent
+        retry_policy=dg.RetryPolicy(
+            max_retries=cfg.pipeline.automation.source_retries,
+            delay=cfg.pipeline.automation.source_retry_delay_seconds,
+            backoff=dg.Backoff.EXPONENTIAL,
+            jitter=dg.Jitter.PLUS_MINUS,
+        ),
         kinds={"parquet", "python"},
         description=f"{regime} records of every {regime} source, mapped to the canonical schema, with provenance.",
         check_specs=[
@@ -77,24 +93,31 @@ def bronze_asset(regime: str, partitions: dg.PartitionsDefinition, cfg: LoadedCo
         cfg = ptdata.load_config()
         lake = ptdata.lake()
         staged, audits = [], []
-        for date in partition_dates(context):
-            st = stage_bronze(cfg, lake, ptdata.landing, regime, date, f"{context.run_id}-{name}")
-            staged.append(st)
-            audits.append((date, audit_staged(lake, cfg, st)))
-            context.log.info(
-                f"{name} {date}: {st.records} records, {st.bronze_rows} bronze, {st.quarantined} quarantined"
-            )
-        yield from _publish_or_fail(context, name, lake, staged, audits)
+        with exclusive_write(context, ptdata) as writer:
+            for date in partition_dates(context):
+                try:
+                    st = stage_bronze(cfg, lake, ptdata.landing, regime, date, writer.stage_id)
+                except SourceUnavailable as e:
+                    attempt = f"attempt {context.retry_number + 1} of {cfg.pipeline.automation.source_retries + 1}"
+                    raise dg.Failure(
+                        description=f"{name} {date}: {e}; nothing was published ({attempt})", allow_retries=True
+                    ) from None
+                staged.append(st)
+                audits.append((date, audit_staged(lake, cfg, st)))
+                context.log.info(
+                    f"{name} {date}: {st.records} records, {st.bronze_rows} bronze, {st.quarantined} quarantined"
+                )
+            yield from _publish_or_fail(name, lake, staged, audits, writer)
 
     return _bronze
 
 
 def _publish_or_fail(
-    context: dg.AssetExecutionContext,
     name: str,
     lake: Lake,
     staged: list[StagedBronze],
     audits: list[tuple[dt.date, dict[str, Outcome]]],
+    writer: Writer,
 ):  # noqa: ANN202 - a generator of events
     kept = ", ".join(sorted({st.bronze_staged.rsplit("/", 2)[0] for st in staged}))
     yield from report_audits(name, audits, ("schema", "accounting"), ("quarantine_rate",), kept)
@@ -103,7 +126,8 @@ def _publish_or_fail(
         lake.publish(st.quarantine_staged, st.quarantine)
         versions[st.date.isoformat()] = lake.data_version(lake.publish(st.bronze_staged, st.bronze))
     yield dg.MaterializeResult(
-        metadata=_metadata(staged, versions, lake, name), data_version=dg.DataVersion(combined_version(versions))
+        metadata=_metadata(staged, versions, lake, name, writer),
+        data_version=dg.DataVersion(combined_version(versions)),
     )
 
 

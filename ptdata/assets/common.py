@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
+import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 
 import dagster as dg
 import pyarrow as pa
 
 from ptdata.checks.outcome import Outcome
+from ptdata.locks import PartitionBusy, partition_locks
+from ptdata.resources import PtdataResource
 
 SINGLE_RUN = dg.BackfillPolicy.single_run()
 
@@ -64,6 +69,7 @@ def report_audits(
         raise dg.Failure(
             description=f"{name} not published: {failed[0].description}",
             metadata={"staged_files_kept_at": staged_at} if staged_at else None,
+            allow_retries=False,  # the same data fails the same audit again
         )
 
 
@@ -76,3 +82,48 @@ def combined_version(versions: dict[str, str]) -> str:
 
 def column_schema(schema: pa.Schema) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in schema])
+
+
+@dataclass
+class Writer:
+    """One asset's write of its run's partitions: where it stages, and what it costs."""
+
+    stage_id: str  # `<run id>-<asset>`: the staging folder no other writer uses
+    usd_per_core_hour: float
+    wall0: float = field(default_factory=time.perf_counter)
+    cpu0: float = field(default_factory=time.process_time)
+
+    def figures(self, records_in: int) -> dict[str, float | int]:
+        """Time, CPU and cost of the write so far, for its metadata (the pipeline_cost mart and `ptdata size` read
+        them). CPU time is the process's, all threads: steps run one at a time in a process (in-process executor)
+        or in a process each (multiprocess executor), so it is this step's."""
+        seconds = time.perf_counter() - self.wall0
+        cpu = time.process_time() - self.cpu0
+        return {
+            "seconds": round(seconds, 3),
+            "cpu_seconds": round(cpu, 3),
+            "records_in": records_in,
+            "records_per_s": round(records_in / seconds, 1) if seconds else 0.0,
+            "usd": round(cpu / 3600 * self.usd_per_core_hour, 6),
+        }
+
+
+@contextlib.contextmanager
+def exclusive_write(context: dg.AssetExecutionContext, ptdata: PtdataResource) -> Iterator[Writer]:
+    """What every asset that writes the lake runs inside: it holds the locks of the partitions it writes (a second
+    run for one of them stops at once, saying which run holds it, having written nothing), removes what earlier
+    runs of the same asset left staged for them (a killed run, a failed audit), and times the write."""
+    asset = context.asset_key.to_user_string()
+    dates = partition_dates(context) if context.assets_def.partitions_def is not None else None
+    keys = [d.isoformat() for d in dates] if dates is not None else ["all"]
+    try:
+        with partition_locks(ptdata.settings.home / "locks", asset, keys, context.run_id):
+            stage_id = f"{context.run_id}-{asset}"
+            for path in ptdata.lake().discard_staged(stage_id, dates):
+                context.log.info(f"removed files an earlier run of {asset} left staged: {path}")
+            yield Writer(stage_id, ptdata.load_config().pipeline.cost.usd_per_core_hour)
+    except PartitionBusy as e:
+        raise dg.Failure(
+            description=f"{e}; this run wrote nothing for it. Re-run once that run has finished.",
+            allow_retries=False,
+        ) from None

@@ -2,7 +2,6 @@
 gold_rejections. Each gold partition records the SHA-256 of the tokenizer it was built with; a new tokenizer
 makes every gold partition stale (gold depends on the tokenizer asset, whose data version is that hash)."""
 
-import time
 from collections import Counter
 
 import dagster as dg
@@ -20,7 +19,15 @@ from ptdata.assemble import (
     stage_tokenizer,
     tokenizer_settings,
 )
-from ptdata.assets.common import SINGLE_RUN, column_schema, combined_version, partition_dates, report_audits
+from ptdata.assets.common import (
+    SINGLE_RUN,
+    Writer,
+    column_schema,
+    combined_version,
+    exclusive_write,
+    partition_dates,
+    report_audits,
+)
 from ptdata.assets.parts import regime_parts_asset
 from ptdata.checks.gold import GOLD_CHECKS, GOLD_REJECTIONS_PANDERA, audit_staged
 from ptdata.config import REGIMES, LoadedConfig, stable_hash
@@ -53,42 +60,42 @@ def tokenizer_asset(cfg: LoadedConfig) -> dg.AssetsDefinition:
     def _tokenizer(context: dg.AssetExecutionContext, ptdata: PtdataResource):  # noqa: ANN202 - events
         cfg = ptdata.load_config()
         lake = ptdata.lake()
-        stage_id = f"{context.run_id}-tokenizer"
-        try:
-            staged, info = stage_tokenizer(lake, cfg, stage_id)
-        except (GoldInputError, ValueError) as e:
-            raise dg.Failure(description=str(e)) from None
-        problem = ""
-        try:
-            chat_template(
-                cfg.pipeline.tokenizer.chat_template,
-                load_lake_tokenizer(lake, staged[TOKENIZER_FILE].rsplit("/", 1)[0]),
+        with exclusive_write(context, ptdata) as writer:
+            try:
+                staged, info = stage_tokenizer(lake, cfg, writer.stage_id)
+            except (GoldInputError, ValueError) as e:
+                raise dg.Failure(description=str(e)) from None
+            problem = ""
+            try:
+                chat_template(
+                    cfg.pipeline.tokenizer.chat_template,
+                    load_lake_tokenizer(lake, staged[TOKENIZER_FILE].rsplit("/", 1)[0]),
+                )
+            except ValueError as e:
+                problem = str(e)
+            yield dg.AssetCheckResult(
+                asset_key="tokenizer",
+                check_name="chat_template",
+                passed=not problem,
+                metadata={"chat_template": cfg.pipeline.tokenizer.chat_template},
+                description=problem or None,
             )
-        except ValueError as e:
-            problem = str(e)
-        yield dg.AssetCheckResult(
-            asset_key="tokenizer",
-            check_name="chat_template",
-            passed=not problem,
-            metadata={"chat_template": cfg.pipeline.tokenizer.chat_template},
-            description=problem or None,
-        )
-        if problem:
-            raise dg.Failure(description=f"tokenizer not published: {problem}")
-        lake.publish(staged[TOKENIZER_CONFIG_FILE], TOKENIZER, TOKENIZER_CONFIG_FILE)
-        lake.publish(staged[TOKENIZER_FILE], TOKENIZER, TOKENIZER_FILE)
-        tok = load_lake_tokenizer(lake)
-        sha = tok.sha256()
-        yield dg.MaterializeResult(
-            metadata={
-                "sha256": sha,
-                "vocab_size": tok.vocab_size,
-                "how": info["how"],
-                "special_tokens": list(tok.special_tokens),
-                "path": dg.MetadataValue.path(lake.path(TOKENIZER, TOKENIZER_FILE)),
-            },
-            data_version=dg.DataVersion(sha),
-        )
+            if problem:
+                raise dg.Failure(description=f"tokenizer not published: {problem}")
+            lake.publish(staged[TOKENIZER_CONFIG_FILE], TOKENIZER, TOKENIZER_CONFIG_FILE)
+            lake.publish(staged[TOKENIZER_FILE], TOKENIZER, TOKENIZER_FILE)
+            tok = load_lake_tokenizer(lake)
+            sha = tok.sha256()
+            yield dg.MaterializeResult(
+                metadata={
+                    "sha256": sha,
+                    "vocab_size": tok.vocab_size,
+                    "how": info["how"],
+                    "special_tokens": list(tok.special_tokens),
+                    "path": dg.MetadataValue.path(lake.path(TOKENIZER, TOKENIZER_FILE)),
+                },
+                data_version=dg.DataVersion(sha),
+            )
 
     return _tokenizer
 
@@ -122,35 +129,36 @@ def gold_asset(regime: str, partitions: dg.PartitionsDefinition, cfg: LoadedConf
     def _gold(context: dg.AssetExecutionContext, ptdata: PtdataResource):  # noqa: ANN202 - events
         cfg = ptdata.load_config()
         lake = ptdata.lake()
-        t0 = time.perf_counter()
-        staged: list[StagedGold] = []
-        try:
-            tok = load_lake_tokenizer(lake)
-            for date in partition_dates(context):
-                staged.append(stage_gold(lake, cfg, regime, date, f"{context.run_id}-{name}", tok))
-        except (GoldInputError, ValueError) as e:
-            raise dg.Failure(description=str(e)) from None
-        audits: list[tuple] = [(st.date, audit_staged(lake, cfg, st, tok)) for st in staged]
-        yield from report_audits(name, audits, GOLD_CHECKS, staged_at=f"{lake.url}/_staging/{context.run_id}-{name}")
-        versions = {}
-        for st in staged:
-            lake.publish(st.rejections_staged, st.rejections)
-            versions[st.date.isoformat()] = lake.data_version(lake.publish(st.gold_staged, st.gold))
-        yield dg.MaterializeResult(
-            metadata=_gold_metadata(staged, versions, lake, name, cfg, time.perf_counter() - t0),
-            data_version=dg.DataVersion(combined_version(versions)),
-        )
+        with exclusive_write(context, ptdata) as writer:
+            staged: list[StagedGold] = []
+            try:
+                tok = load_lake_tokenizer(lake)
+                for date in partition_dates(context):
+                    staged.append(stage_gold(lake, cfg, regime, date, writer.stage_id, tok))
+            except (GoldInputError, ValueError) as e:
+                raise dg.Failure(description=str(e)) from None
+            audits: list[tuple] = [(st.date, audit_staged(lake, cfg, st, tok)) for st in staged]
+            yield from report_audits(name, audits, GOLD_CHECKS, staged_at=f"{lake.url}/_staging/{writer.stage_id}")
+            versions = {}
+            for st in staged:
+                lake.publish(st.rejections_staged, st.rejections)
+                versions[st.date.isoformat()] = lake.data_version(lake.publish(st.gold_staged, st.gold))
+            yield dg.MaterializeResult(
+                metadata=_gold_metadata(staged, versions, lake, name, cfg, writer),
+                data_version=dg.DataVersion(combined_version(versions)),
+            )
 
     return _gold
 
 
 def _gold_metadata(
-    staged: list[StagedGold], versions: dict[str, str], lake: Lake, name: str, cfg: LoadedConfig, seconds: float
+    staged: list[StagedGold], versions: dict[str, str], lake: Lake, name: str, cfg: LoadedConfig, writer: Writer
 ) -> dict:
     reasons: Counter[str] = Counter()
     for st in staged:
         reasons.update(st.reasons)
     tokens = sum(st.tokens for st in staged)
+    figures = writer.figures(sum(st.silver_rows for st in staged))
     capacity = sum(st.capacity for st in staged)
     lengths = sorted(x for st in staged for x in st.lengths)
     quantiles = (
@@ -169,8 +177,8 @@ def _gold_metadata(
         "seq_len": cfg.pipeline.packing.seq_len,
         "chat_template": cfg.pipeline.tokenizer.chat_template,
         "tokenizer_sha256": staged[0].tokenizer_sha256,
-        "seconds": round(seconds, 3),
-        "tokens_per_s": round(tokens / seconds, 1) if seconds else 0.0,
+        **figures,
+        "tokens_per_s": round(tokens / figures["seconds"], 1) if figures["seconds"] else 0.0,
         "data_versions": versions,
         "path": dg.MetadataValue.path(f"{lake.url}/gold/{name}"),
     }

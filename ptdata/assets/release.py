@@ -8,6 +8,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 
 from ptdata.assemble import GOLD_CODE_VERSION, TOKENIZER_CODE_VERSION
+from ptdata.assets.common import exclusive_write
 from ptdata.config import REGIMES, LoadedConfig
 from ptdata.curate import SIGNATURES_CODE_VERSION, SILVER_CODE_VERSION
 from ptdata.lake import Lake
@@ -87,37 +88,39 @@ def release_asset(cfg: LoadedConfig) -> dg.AssetsDefinition:
     def _release(context: dg.AssetExecutionContext, config: ReleaseRunConfig, ptdata: PtdataResource):  # noqa: ANN202
         cfg = ptdata.load_config()
         lake = ptdata.lake()
-        name = config.name or cfg.pipeline.release.name
-        try:
-            dates = [dt.date.fromisoformat(d) for d in config.dates] or None
-            release = plan_release(lake, cfg, name, dates)
-        except (ReleaseError, ValueError) as e:
-            raise dg.Failure(description=str(e)) from None
-        out = f"{lake.root}/_staging/{context.run_id}-release/releases/{name}"
-        manifest = build_release(lake, cfg, release, out, CODE_VERSIONS)
-        problems = _audit(lake, manifest, out)
-        yield dg.AssetCheckResult(
-            asset_key="release",
-            check_name="manifest",
-            passed=not problems,
-            metadata={"problems": problems[:5]},
-            description=problems[0] if problems else None,
-        )
-        if problems:
-            raise dg.Failure(description=f"release {name} not published: {problems[0]}")
-        final = f"{lake.root}/releases/{name}"
-        _publish_folder(lake, out, final)
-        yield dg.MaterializeResult(
-            metadata={
-                "name": name,
-                "partitions": len(manifest["partitions"]),
-                "tokens": {t: s["tokens"] for t, s in manifest["tokens"].items()},
-                "tokenizer_sha256": manifest["tokenizer_sha256"],
-                "manifest": dg.MetadataValue.json(manifest["partitions"][:50]),
-                "card": dg.MetadataValue.md(lake.read_bytes(f"{final}/README.md").decode()),
-                "path": dg.MetadataValue.path(final),
-            },
-            data_version=dg.DataVersion(lake.data_version(f"{final}/manifest.json")),
-        )
+        with exclusive_write(context, ptdata) as writer:
+            name = config.name or cfg.pipeline.release.name
+            try:
+                dates = [dt.date.fromisoformat(d) for d in config.dates] or None
+                release = plan_release(lake, cfg, name, dates)
+            except (ReleaseError, ValueError) as e:
+                raise dg.Failure(description=str(e)) from None
+            out = f"{lake.root}/_staging/{writer.stage_id}/releases/{name}"
+            manifest = build_release(lake, cfg, release, out, CODE_VERSIONS)
+            problems = _audit(lake, manifest, out)
+            yield dg.AssetCheckResult(
+                asset_key="release",
+                check_name="manifest",
+                passed=not problems,
+                metadata={"problems": problems[:5]},
+                description=problems[0] if problems else None,
+            )
+            if problems:
+                raise dg.Failure(description=f"release {name} not published: {problems[0]}")
+            final = f"{lake.root}/releases/{name}"
+            _publish_folder(lake, out, final)
+            yield dg.MaterializeResult(
+                metadata={
+                    "name": name,
+                    "partitions": len(manifest["partitions"]),
+                    "tokens": {t: s["tokens"] for t, s in manifest["tokens"].items()},
+                    **writer.figures(sum(p["rows"] for p in manifest["partitions"])),
+                    "tokenizer_sha256": manifest["tokenizer_sha256"],
+                    "manifest": dg.MetadataValue.json(manifest["partitions"][:50]),
+                    "card": dg.MetadataValue.md(lake.read_bytes(f"{final}/README.md").decode()),
+                    "path": dg.MetadataValue.path(final),
+                },
+                data_version=dg.DataVersion(lake.data_version(f"{final}/manifest.json")),
+            )
 
     return _release

@@ -6,16 +6,17 @@ partition mapping says so, and Dagster shows later silver partitions stale when 
 partition changes (Dagster tracks this for up to 99 upstream partitions; past that, the asset still refuses
 signatures built with another config, see curate.signature_inputs)."""
 
-import time
 from collections import Counter
 
 import dagster as dg
 
 from ptdata.assets.common import (
     SINGLE_RUN,
+    Writer,
     check_result,
     column_schema,
     combined_version,
+    exclusive_write,
     partition_dates,
     report_audits,
 )
@@ -82,35 +83,37 @@ def eval_index_asset(cfg: LoadedConfig) -> dg.AssetsDefinition:
     def _eval_index(context: dg.AssetExecutionContext, ptdata: PtdataResource):  # noqa: ANN202 - events
         cfg = ptdata.load_config()
         lake = ptdata.lake()
-        index, per_set, problems = build_eval_index(cfg)
-        table = index.to_arrow()
-        counts = table.group_by("eval_set").aggregate([("item_id", "count_distinct")]).to_pylist()
-        indexed = {r["eval_set"]: r["item_id_count_distinct"] for r in counts}
-        missing = {s: per_set[s] - indexed.get(s, 0) for s in per_set if per_set[s] != indexed.get(s, 0)}
-        problems += [f"eval set {s}: {n} items with text have no n-gram in the index" for s, n in missing.items()]
-        yield dg.AssetCheckResult(
-            asset_key="eval_index",
-            check_name="coverage",
-            passed=not problems,
-            metadata={"items_per_set": per_set, "indexed_items_per_set": indexed, "problems": problems[:10]},
-            description=problems[0] if problems else None,
-        )
-        if problems:
-            raise dg.Failure(description=f"eval_index not published: {problems[0]}")
-        staged = lake.staged_path(EVAL_INDEX, f"{context.run_id}-eval_index")
-        with lake.parquet_writer(staged, INDEX_SCHEMA.with_metadata(table.schema.metadata)) as w:
-            w.write_table(table)
-        version = lake.data_version(lake.publish(staged, EVAL_INDEX))
-        yield dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": table.num_rows,
-                "dagster/column_schema": column_schema(INDEX_SCHEMA),
-                "ngram": cfg.pipeline.decontam.ngram,
-                "items_per_set": per_set,
-                "path": dg.MetadataValue.path(lake.path(EVAL_INDEX)),
-            },
-            data_version=dg.DataVersion(version),
-        )
+        with exclusive_write(context, ptdata) as writer:
+            index, per_set, problems = build_eval_index(cfg)
+            table = index.to_arrow()
+            counts = table.group_by("eval_set").aggregate([("item_id", "count_distinct")]).to_pylist()
+            indexed = {r["eval_set"]: r["item_id_count_distinct"] for r in counts}
+            missing = {s: per_set[s] - indexed.get(s, 0) for s in per_set if per_set[s] != indexed.get(s, 0)}
+            problems += [f"eval set {s}: {n} items with text have no n-gram in the index" for s, n in missing.items()]
+            yield dg.AssetCheckResult(
+                asset_key="eval_index",
+                check_name="coverage",
+                passed=not problems,
+                metadata={"items_per_set": per_set, "indexed_items_per_set": indexed, "problems": problems[:10]},
+                description=problems[0] if problems else None,
+            )
+            if problems:
+                raise dg.Failure(description=f"eval_index not published: {problems[0]}")
+            staged = lake.staged_path(EVAL_INDEX, writer.stage_id)
+            with lake.parquet_writer(staged, INDEX_SCHEMA.with_metadata(table.schema.metadata)) as w:
+                w.write_table(table)
+            version = lake.data_version(lake.publish(staged, EVAL_INDEX))
+            yield dg.MaterializeResult(
+                metadata={
+                    "dagster/row_count": table.num_rows,
+                    "dagster/column_schema": column_schema(INDEX_SCHEMA),
+                    "ngram": cfg.pipeline.decontam.ngram,
+                    "items_per_set": per_set,
+                    **writer.figures(sum(per_set.values())),
+                    "path": dg.MetadataValue.path(lake.path(EVAL_INDEX)),
+                },
+                data_version=dg.DataVersion(version),
+            )
 
     return _eval_index
 
@@ -140,50 +143,50 @@ def dedup_signatures_asset(partitions: dg.PartitionsDefinition, cfg: LoadedConfi
     def _signatures(context: dg.AssetExecutionContext, ptdata: PtdataResource):  # noqa: ANN202 - events
         cfg = ptdata.load_config()
         lake = ptdata.lake()
-        try:
-            index = load_eval_index(lake)
-        except SilverInputError as e:
-            raise dg.Failure(description=str(e)) from None
-        t0 = time.perf_counter()
-        staged, audits, counts = [], [], {}
-        for date in partition_dates(context):
-            problems = []
-            for regime in REGIMES:
-                source_part = TablePartition("bronze", f"bronze_{regime}", date)
-                if not lake.exists(source_part):
-                    problems.append(f"bronze_{regime} {date} is not materialized")
-                    continue
-                part = TablePartition("silver", "dedup_signatures", date, regime)
-                path = lake.staged_path(part, f"{context.run_id}-dedup_signatures")
-                n = stage_signatures(lake, cfg, regime, date, path, index)
-                expected = lake.parquet_file(lake.path(source_part)).metadata.num_rows
-                if n != expected:
-                    problems.append(f"{regime} {date}: {n} signatures for {expected} bronze records")
-                counts[f"{date}/{regime}"] = n
-                staged.append((path, part))
-            desc = f"dedup_signatures {date}: {problems[0]}" if problems else ""
-            audits.append((date, Outcome("coverage", not problems, {"problems": problems}, desc)))
-        result = check_result("dedup_signatures", "coverage", audits)
-        yield result
-        if not result.passed:
-            raise dg.Failure(description=result.description)
-        versions = {f"{part.date}/{part.regime}": lake.data_version(lake.publish(path, part)) for path, part in staged}
-        seconds = time.perf_counter() - t0
-        total = sum(counts.values())
-        bands, rows = lsh_bands(cfg.pipeline.dedup.threshold, cfg.pipeline.dedup.num_perm)
-        yield dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": total,
-                "dagster/column_schema": column_schema(DEDUP_SIGNATURES_SCHEMA),
-                "rows": counts,
-                "bands": bands,
-                "rows_per_band": rows,
-                "seconds": round(seconds, 3),
-                "records_per_s": round(total / seconds, 1) if seconds else 0.0,
-                "path": dg.MetadataValue.path(f"{lake.url}/silver/dedup_signatures"),
-            },
-            data_version=dg.DataVersion(combined_version(versions)),
-        )
+        with exclusive_write(context, ptdata) as writer:
+            try:
+                index = load_eval_index(lake)
+            except SilverInputError as e:
+                raise dg.Failure(description=str(e)) from None
+            staged, audits, counts = [], [], {}
+            for date in partition_dates(context):
+                problems = []
+                for regime in REGIMES:
+                    source_part = TablePartition("bronze", f"bronze_{regime}", date)
+                    if not lake.exists(source_part):
+                        problems.append(f"bronze_{regime} {date} is not materialized")
+                        continue
+                    part = TablePartition("silver", "dedup_signatures", date, regime)
+                    path = lake.staged_path(part, writer.stage_id)
+                    n = stage_signatures(lake, cfg, regime, date, path, index)
+                    expected = lake.parquet_file(lake.path(source_part)).metadata.num_rows
+                    if n != expected:
+                        problems.append(f"{regime} {date}: {n} signatures for {expected} bronze records")
+                    counts[f"{date}/{regime}"] = n
+                    staged.append((path, part))
+                desc = f"dedup_signatures {date}: {problems[0]}" if problems else ""
+                audits.append((date, Outcome("coverage", not problems, {"problems": problems}, desc)))
+            result = check_result("dedup_signatures", "coverage", audits)
+            yield result
+            if not result.passed:
+                raise dg.Failure(description=result.description)
+            versions = {
+                f"{part.date}/{part.regime}": lake.data_version(lake.publish(path, part)) for path, part in staged
+            }
+            total = sum(counts.values())
+            bands, rows = lsh_bands(cfg.pipeline.dedup.threshold, cfg.pipeline.dedup.num_perm)
+            yield dg.MaterializeResult(
+                metadata={
+                    "dagster/row_count": total,
+                    "dagster/column_schema": column_schema(DEDUP_SIGNATURES_SCHEMA),
+                    "rows": counts,
+                    "bands": bands,
+                    "rows_per_band": rows,
+                    **writer.figures(total),
+                    "path": dg.MetadataValue.path(f"{lake.url}/silver/dedup_signatures"),
+                },
+                data_version=dg.DataVersion(combined_version(versions)),
+            )
 
     return _signatures
 
@@ -232,37 +235,40 @@ def silver_asset(regime: str, partitions: dg.PartitionsDefinition, cfg: LoadedCo
     def _silver(context: dg.AssetExecutionContext, ptdata: PtdataResource):  # noqa: ANN202 - events
         cfg = ptdata.load_config()
         lake = ptdata.lake()
-        staged, audits = [], []
-        try:
-            index = load_eval_index(lake)
-            for date in partition_dates(context):
-                staged.append(stage_silver(lake, cfg, regime, date, f"{context.run_id}-{name}"))
-        except SilverInputError as e:
-            raise dg.Failure(description=str(e)) from None
-        for st in staged:
-            audits.append((st.date, audit_staged(lake, cfg, st, index)))
-            context.log.info(
-                f"{name} {st.date}: {st.bronze_rows} bronze, {st.silver_rows} silver, "
-                f"{st.bronze_rows - st.silver_rows} rejected ({dict(st.reasons)})"
+        with exclusive_write(context, ptdata) as writer:
+            staged, audits = [], []
+            try:
+                index = load_eval_index(lake)
+                for date in partition_dates(context):
+                    staged.append(stage_silver(lake, cfg, regime, date, writer.stage_id))
+            except SilverInputError as e:
+                raise dg.Failure(description=str(e)) from None
+            for st in staged:
+                audits.append((st.date, audit_staged(lake, cfg, st, index)))
+                context.log.info(
+                    f"{name} {st.date}: {st.bronze_rows} bronze, {st.silver_rows} silver, "
+                    f"{st.bronze_rows - st.silver_rows} rejected ({dict(st.reasons)})"
+                )
+            for _, audit in audits:
+                if not audit["complete_history"].passed:
+                    context.log.warning(audit["complete_history"].description)
+            kept = f"{lake.url}/_staging/{writer.stage_id}"
+            yield from report_audits(name, audits, SILVER_CHECKS, ("complete_history",), kept)
+            versions = {}
+            for st in staged:
+                lake.publish(st.rejections_staged, st.rejections)
+                versions[st.date.isoformat()] = lake.data_version(lake.publish(st.silver_staged, st.silver))
+            yield dg.MaterializeResult(
+                metadata=_silver_metadata(staged, versions, lake, name, writer),
+                data_version=dg.DataVersion(combined_version(versions)),
             )
-        for _, audit in audits:
-            if not audit["complete_history"].passed:
-                context.log.warning(audit["complete_history"].description)
-        kept = f"{lake.url}/_staging/{context.run_id}-{name}"
-        yield from report_audits(name, audits, SILVER_CHECKS, ("complete_history",), kept)
-        versions = {}
-        for st in staged:
-            lake.publish(st.rejections_staged, st.rejections)
-            versions[st.date.isoformat()] = lake.data_version(lake.publish(st.silver_staged, st.silver))
-        yield dg.MaterializeResult(
-            metadata=_silver_metadata(staged, versions, lake, name),
-            data_version=dg.DataVersion(combined_version(versions)),
-        )
 
     return _silver
 
 
-def _silver_metadata(staged: list[StagedSilver], versions: dict[str, str], lake: Lake, name: str) -> dict:
+def _silver_metadata(
+    staged: list[StagedSilver], versions: dict[str, str], lake: Lake, name: str, writer: Writer
+) -> dict:
     funnel: dict[str, Counter[str]] = {}
     reasons: Counter[str] = Counter()
     pii: Counter[str] = Counter()
@@ -278,7 +284,6 @@ def _silver_metadata(staged: list[StagedSilver], versions: dict[str, str], lake:
             eval_items.setdefault(eval_set, set()).update(items)
     bronze = sum(st.bronze_rows for st in staged)
     silver = sum(st.silver_rows for st in staged)
-    seconds = sum(st.seconds["total"] for st in staged)
     return {
         "dagster/row_count": silver,
         "dagster/column_schema": column_schema(silver_schema(staged[0].regime)),
@@ -297,8 +302,7 @@ def _silver_metadata(staged: list[StagedSilver], versions: dict[str, str], lake:
         "stage_seconds": {
             st.date.isoformat(): {k: round(v, 3) for k, v in sorted(st.seconds.items())} for st in staged
         },
-        "seconds": round(seconds, 3),
-        "records_per_s": round(bronze / seconds, 1) if seconds else 0.0,
+        **writer.figures(bronze),
         "data_versions": versions,
         "path": dg.MetadataValue.path(f"{lake.url}/silver/{name}"),
     }

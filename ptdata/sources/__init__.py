@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from importlib import import_module
 
 from ptdata.config import SourceConfig
-from ptdata.sources.base import RawRecord, SourceContext
+from ptdata.sources.base import RawRecord, SourceContext, SourceUnavailable
 
 _READERS = {
     "files": ("ptdata.sources.files", "read_files"),
@@ -24,4 +24,4 @@ def read_source(source: SourceConfig, ctx: SourceContext) -> Iterator[RawRecord]
     return reader(source, ctx)
 
 
-__all__ = ["RawRecord", "SourceContext", "read_source"]
+__all__ = ["RawRecord", "SourceContext", "SourceUnavailable", "read_source"]

@@ -8,6 +8,13 @@ from pathlib import Path
 from typing import Any
 
 
+class SourceUnavailable(RuntimeError):
+    """A source could not be reached for long enough that reading on would publish a partial partition: the
+    network, a timeout, HTTP 429 or 5xx once the reader's own retries are spent, a database server refusing
+    connections. The bronze step fails and Dagster retries it later (automation.source_retries). Errors that
+    the same request would meet again (a 404, a malformed record) are quarantined instead."""
+
+
 @dataclass(slots=True)
 class RawRecord:
     """One input record before shape mapping.

@@ -1,8 +1,11 @@
 """Reader of paginated JSON APIs (`kind: http`).
 
-One page is in memory at a time. A page that cannot be read becomes one error record and ends the paging:
-without its reply there is no next cursor to follow, and guessing page numbers past a gap would make the
-partition's content depend on which request happened to fail.
+One page is in memory at a time. A page the server refuses for good (4xx other than 429, a reply that is not
+JSON or lacks the records) becomes one error record and ends the paging: without its reply there is no next
+cursor to follow, and guessing page numbers past a gap would make the partition's content depend on which
+request happened to fail. A page that fails for a reason that may pass (network errors, timeouts, 429, 5xx)
+is retried with backoff; once `max_retries` are spent it raises SourceUnavailable, so the partition is not
+published partial and the bronze step is retried later as a whole.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import orjson
 import requests
 
 from ptdata.config import HttpSource
-from ptdata.sources.base import RawRecord, SourceContext, error_record
+from ptdata.sources.base import RawRecord, SourceContext, SourceUnavailable, error_record
 
 _RAW_CAP = 4096  # bytes of a failed reply kept for the quarantine table
 _SECRET_PARAM = re.compile(r"key|token|secret|password|passwd|auth|signature|^sig$|credential", re.IGNORECASE)
@@ -154,7 +157,7 @@ def _get_json(
                 return error_record(target, "http_error", f"{failure} after {attempts} attempts", raw=body)
             retry_after = _retry_after(resp.headers.get("Retry-After"))
         if attempts > source.max_retries:
-            return error_record(target, "http_error", f"{failure} after {attempts} attempts", raw=body)
+            raise SourceUnavailable(f"http source {source.name}: {target}: {failure} after {attempts} attempts")
         sleep(_delay(source, attempts - 1, retry_after))
 
 

@@ -27,11 +27,11 @@ from typing import Any
 import orjson
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from ptdata.config import SqlSource
-from ptdata.sources.base import RawRecord, SourceContext, error_record
+from ptdata.sources.base import RawRecord, SourceContext, SourceUnavailable, error_record
 
 # rows fetched from the database at a time; bounds the reader's memory, not its output
 BATCH_ROWS = 1000
@@ -40,6 +40,8 @@ _PG_CONNECT_TIMEOUT = 10
 _MAX_MESSAGE = 300
 _SQLA_LINK = re.compile(r"\s*\(Background on this error at: [^)]*\)")
 
+# connection errors a retry cannot cure (PostgreSQL's wording)
+_PERMANENT = re.compile(r"authentication failed|does not exist|no pg_hba\.conf entry|permission denied", re.IGNORECASE)
 # what text() would misread as parameters: colons inside quoted strings, quoted identifiers and comments
 _QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", re.DOTALL)
 
@@ -52,6 +54,7 @@ class _Target:
     url: URL | str
     engine_kwargs: dict[str, Any] = field(default_factory=dict)
     secrets: tuple[str, ...] = ()
+    server: bool = False  # a database server (its connection errors may pass), not a local file
 
     def engine(self) -> Engine:
         return create_engine(self.url, poolclass=NullPool, **self.engine_kwargs)
@@ -94,6 +97,7 @@ def _target(uri: str, config_dir: Path) -> _Target:
             url=url,
             engine_kwargs={"connect_args": connect_args, "execution_options": {"postgresql_readonly": True}},
             secrets=tuple(s for s in (url.username, url.password) if s),
+            server=True,
         )
     raise ValueError(f"unsupported database {backend!r}; use a sqlite:///, duckdb:/// or postgresql:// uri")
 
@@ -106,6 +110,14 @@ def _short_message(exc: BaseException, secrets: tuple[str, ...]) -> str:
     for s in secrets:
         msg = re.sub(rf"(?<!\w){re.escape(s)}(?!\w)", "***", msg)
     return msg[:_MAX_MESSAGE]
+
+
+def _transient(exc: BaseException) -> bool:
+    """A server error that may pass: refused or dropped connections, timeouts, a server starting up or out of
+    connection slots. Bad credentials or a missing database are OperationalErrors too, but will not pass."""
+    if isinstance(exc, DisconnectionError):
+        return True
+    return isinstance(exc, OperationalError) and not _PERMANENT.search(str(getattr(exc, "orig", None) or exc))
 
 
 def _json_safe(v: Any) -> Any:
@@ -171,7 +183,10 @@ def read_sql(source: SqlSource, ctx: SourceContext) -> Iterator[RawRecord]:
                 raw = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS, default=str)
                 yield RawRecord(source_uri=f"sql:{target.ident}#{index}", payload=payload, raw=raw, nbytes=len(raw))
     except (SQLAlchemyError, ImportError) as e:
-        yield _failure(source, ctx, target.ident, _short_message(e, target.secrets))
+        message = _short_message(e, target.secrets)
+        if target.server and _transient(e):
+            raise SourceUnavailable(f"sql source {source.name} ({target.ident}): {message}") from None
+        yield _failure(source, ctx, target.ident, message)
 
 
 def _failure(source: SqlSource, ctx: SourceContext, ident: str, message: str) -> RawRecord:

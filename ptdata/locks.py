@@ -1,0 +1,71 @@
+"""Exclusive locks on the partitions an asset writes, so two runs never interleave their writes to one partition.
+
+A lock is an advisory `flock` on `$PTDATA_HOME/locks/<asset>/<partition>.lock`. The kernel drops it when its
+holder exits, however it exits: a run killed with SIGKILL leaves no stale lock behind, and its re-run goes
+ahead at once. The holder writes who it is into the file, so the run that finds it taken can say by whom.
+flock guards the runs of one machine (what a local lake and `dagster dev` are); runs launched on several
+machines need Dagster's run queue limits as well (README, Operations).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import socket
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+
+class PartitionBusy(RuntimeError):
+    """Another run holds the lock of a partition this run was about to write."""
+
+
+@contextlib.contextmanager
+def partition_locks(folder: Path, asset: str, partitions: Sequence[str], run_id: str) -> Iterator[None]:
+    """Hold the locks of `asset`'s `partitions` (all or none) for the duration of the block.
+
+    Raises PartitionBusy, naming the holder, when one is taken: this caller then writes nothing. Locks are taken in
+    sorted order and without waiting, so two runs over overlapping ranges cannot deadlock.
+    """
+    held: list[int] = []
+    try:
+        for key in sorted(set(partitions)):
+            path = folder / asset / f"{key}.lock"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _holder(fd)
+                os.close(fd)
+                raise PartitionBusy(f"{asset} {key} is being written by {holder}") from None
+            held.append(fd)
+            _write_holder(fd, run_id)
+        yield
+    finally:
+        for fd in held:
+            os.close(fd)  # closing the last descriptor releases the flock
+
+
+def _write_holder(fd: int, run_id: str) -> None:
+    info = {
+        "run_id": run_id,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "since": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+    }
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(info).encode(), 0)
+
+
+def _holder(fd: int) -> str:
+    try:
+        info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except ValueError:
+        info = {}
+    if not info.get("run_id"):
+        return "another run"
+    return f"run {info['run_id']} (pid {info.get('pid')} on {info.get('host')}, since {info.get('since')})"
