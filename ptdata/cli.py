@@ -22,6 +22,14 @@ def _prepare_dagster_home(settings: Settings) -> Path:
     if not yaml_file.exists():
         yaml_file.write_text("telemetry:\n  enabled: false\n")
     os.environ["DAGSTER_HOME"] = str(home)
+    # the first open creates the instance's databases; runs started at once on a fresh home would race on it
+    # (alembic: "more than one head"), so the first one creates them while the others wait
+    import dagster as dg
+
+    from ptdata.locks import waiting_lock
+
+    with waiting_lock(home / ".ptdata-init.lock"), dg.DagsterInstance.get():
+        pass
     return home
 
 

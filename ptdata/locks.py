@@ -50,6 +50,18 @@ def partition_locks(folder: Path, asset: str, partitions: Sequence[str], run_id:
             os.close(fd)  # closing the last descriptor releases the flock
 
 
+@contextlib.contextmanager
+def waiting_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive flock on `path`, waiting for it: for short set-up steps that must not run twice at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def _write_holder(fd: int, run_id: str) -> None:
     info = {
         "run_id": run_id,
