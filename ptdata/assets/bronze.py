@@ -24,6 +24,7 @@ from ptdata.checks.outcome import Outcome
 from ptdata.config import LoadedConfig, stable_hash
 from ptdata.ingest import StagedBronze, stage_bronze
 from ptdata.lake import Lake
+from ptdata.monitoring import drift_outcomes, mean_chars, write_stats
 from ptdata.resources import PtdataResource
 from ptdata.sources import SourceUnavailable
 from ptdata.tables import QUARANTINE_SCHEMA, bronze_schema
@@ -61,6 +62,15 @@ def _metadata(staged: list[StagedBronze], versions: dict[str, str], lake: Lake, 
     }
 
 
+def _stats(lake: Lake, st: StagedBronze) -> dict:
+    """What the drift check compares from one day to the next."""
+    return {
+        "volume": st.bronze_rows,
+        "mean_chars": round(mean_chars(lake, st.bronze_staged, st.regime), 2),
+        "quarantine_rate": round(st.quarantined / st.records, 6) if st.records else 0.0,
+    }
+
+
 def bronze_asset(regime: str, partitions: dg.PartitionsDefinition, cfg: LoadedConfig) -> dg.AssetsDefinition:
     name = f"bronze_{regime}"
     version = f"{BRONZE_CODE_VERSION}-{stable_hash([*cfg.pipeline.sources_of(regime), cfg.pipeline.bronze])}"
@@ -71,6 +81,11 @@ def bronze_asset(regime: str, partitions: dg.PartitionsDefinition, cfg: LoadedCo
         partitions_def=partitions,
         backfill_policy=SINGLE_RUN,
         code_version=version,
+        # the daily schedule lands each day once: an asset not updated for a day and more has missed one
+        freshness_policy=dg.FreshnessPolicy.time_window(
+            fail_window=dt.timedelta(hours=cfg.pipeline.monitoring.freshness_fail_hours),
+            warn_window=dt.timedelta(hours=cfg.pipeline.monitoring.freshness_warn_hours),
+        ),
         # a source that cannot be reached fails the step (SourceUnavailable); it is retried later, from scratch:
         # staging starts over and nothing was published, so a retry is idempotent
         retry_policy=dg.RetryPolicy(
@@ -86,6 +101,9 @@ def bronze_asset(regime: str, partitions: dg.PartitionsDefinition, cfg: LoadedCo
             dg.AssetCheckSpec("accounting", asset=name, blocking=True, description="input = bronze + quarantine"),
             dg.AssetCheckSpec(
                 "quarantine_rate", asset=name, description="quarantined share under the configured bound"
+            ),
+            dg.AssetCheckSpec(
+                "drift", asset=name, description="volume, mean length, quarantine rate against the trailing days"
             ),
         ],
     )
@@ -107,7 +125,12 @@ def bronze_asset(regime: str, partitions: dg.PartitionsDefinition, cfg: LoadedCo
                 context.log.info(
                     f"{name} {date}: {st.records} records, {st.bronze_rows} bronze, {st.quarantined} quarantined"
                 )
+            stats = {st.date: _stats(lake, st) for st in staged}
+            drifts = drift_outcomes(lake, name, stats, cfg.pipeline.monitoring)
+            audits = [(date, {**audit, "drift": drifts[date]}) for date, audit in audits]
             yield from _publish_or_fail(name, lake, staged, audits, writer)
+            for date, s in stats.items():
+                write_stats(lake, name, date, s)
 
     return _bronze
 
@@ -120,7 +143,7 @@ def _publish_or_fail(
     writer: Writer,
 ):  # noqa: ANN202 - a generator of events
     kept = ", ".join(sorted({st.bronze_staged.rsplit("/", 2)[0] for st in staged}))
-    yield from report_audits(name, audits, ("schema", "accounting"), ("quarantine_rate",), kept)
+    yield from report_audits(name, audits, ("schema", "accounting"), ("quarantine_rate", "drift"), kept)
     versions = {}
     for st in staged:
         lake.publish(st.quarantine_staged, st.quarantine)

@@ -37,6 +37,7 @@ from ptdata.curate import (
     stage_silver,
 )
 from ptdata.lake import Lake, TablePartition
+from ptdata.monitoring import drift_outcomes, write_stats
 from ptdata.resources import PtdataResource
 from ptdata.tables import DEDUP_SIGNATURES_SCHEMA, REJECTIONS_SCHEMA, silver_schema
 from ptdata.transforms.decontam import INDEX_SCHEMA, EvalIndex
@@ -229,7 +230,12 @@ def silver_asset(regime: str, partitions: dg.PartitionsDefinition, cfg: LoadedCo
         + [
             dg.AssetCheckSpec(
                 "complete_history", asset=name, description="every earlier partition was there to dedup against"
-            )
+            ),
+            dg.AssetCheckSpec(
+                "drift",
+                asset=name,
+                description="duplicate, PII and contamination rates and language mix against the trailing days",
+            ),
         ],
     )
     def _silver(context: dg.AssetExecutionContext, ptdata: PtdataResource):  # noqa: ANN202 - events
@@ -243,8 +249,10 @@ def silver_asset(regime: str, partitions: dg.PartitionsDefinition, cfg: LoadedCo
                     staged.append(stage_silver(lake, cfg, regime, date, writer.stage_id))
             except SilverInputError as e:
                 raise dg.Failure(description=str(e)) from None
+            stats = {st.date: _stats(lake, st) for st in staged}
+            drifts = drift_outcomes(lake, name, stats, cfg.pipeline.monitoring)
             for st in staged:
-                audits.append((st.date, audit_staged(lake, cfg, st, index)))
+                audits.append((st.date, {**audit_staged(lake, cfg, st, index), "drift": drifts[st.date]}))
                 context.log.info(
                     f"{name} {st.date}: {st.bronze_rows} bronze, {st.silver_rows} silver, "
                     f"{st.bronze_rows - st.silver_rows} rejected ({dict(st.reasons)})"
@@ -253,17 +261,32 @@ def silver_asset(regime: str, partitions: dg.PartitionsDefinition, cfg: LoadedCo
                 if not audit["complete_history"].passed:
                     context.log.warning(audit["complete_history"].description)
             kept = f"{lake.url}/_staging/{writer.stage_id}"
-            yield from report_audits(name, audits, SILVER_CHECKS, ("complete_history",), kept)
+            yield from report_audits(name, audits, SILVER_CHECKS, ("complete_history", "drift"), kept)
             versions = {}
             for st in staged:
                 lake.publish(st.rejections_staged, st.rejections)
                 versions[st.date.isoformat()] = lake.data_version(lake.publish(st.silver_staged, st.silver))
+            for date, s in stats.items():
+                write_stats(lake, name, date, s)
             yield dg.MaterializeResult(
                 metadata=_silver_metadata(staged, versions, lake, name, writer),
                 data_version=dg.DataVersion(combined_version(versions)),
             )
 
     return _silver
+
+
+def _stats(lake: Lake, st: StagedSilver) -> dict:
+    """What the drift check compares from one day to the next: rates over the day's bronze records."""
+    per = max(st.bronze_rows, 1)
+    langs = lake.read_table(st.silver_staged, columns=["lang"]).column("lang").value_counts().to_pylist()
+    return {
+        "volume": st.silver_rows,
+        "dup_rate": round((st.reasons["exact_dup"] + st.reasons["near_dup"]) / per, 6),
+        "pii_per_record": round(sum(st.pii.values()) / per, 6),
+        "contaminated": st.reasons["contaminated"],
+        "lang_mix": {str(v["values"]): v["counts"] for v in langs},
+    }
 
 
 def _silver_metadata(
