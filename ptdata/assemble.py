@@ -103,11 +103,13 @@ def stage_tokenizer(lake: Lake, cfg: LoadedConfig, stage_id: str) -> tuple[dict[
         source = load_tokenizer(cfg.resolve(tok.path))
         config = {"eos_token": source.eos, "bos_token": source.bos, "chat_template": source.chat_template}
         body, how = source.tokenizer.to_str(), f"copied from {cfg.resolve(tok.path)}"
+        texts = []
     else:
         live = lake.path(TOKENIZER, TOKENIZER_CONFIG_FILE)
         kept = json.loads(lake.read_bytes(live)) if lake.fs.exists(live) else {}
         if kept.get("ptdata_settings") == settings and lake.exists(TOKENIZER, TOKENIZER_FILE):
             body, how = lake.read_bytes(lake.path(TOKENIZER, TOKENIZER_FILE)).decode(), "kept (trained earlier)"
+            texts = []
         else:
             texts = _silver_texts(lake, cfg)
             if not texts:
@@ -118,7 +120,7 @@ def stage_tokenizer(lake: Lake, cfg: LoadedConfig, stage_id: str) -> tuple[dict[
     config["ptdata_settings"] = settings
     lake.write_bytes(staged[TOKENIZER_FILE], body.encode())
     lake.write_bytes(staged[TOKENIZER_CONFIG_FILE], json.dumps(config, indent=2, sort_keys=True).encode())
-    return staged, {"how": how}
+    return staged, {"how": how, "records": len(texts)}
 
 
 def load_lake_tokenizer(lake: Lake, folder: str | None = None) -> LoadedTokenizer:

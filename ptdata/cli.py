@@ -1,10 +1,11 @@
-"""The `ptdata` command: demo, materialize, validate-config (CONTRACT.md section 6)."""
+"""The `ptdata` command: demo, materialize, status, size, validate-config (CONTRACT.md section 6)."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import logging
+import math
 import os
 import sys
 import time
@@ -13,6 +14,18 @@ from pathlib import Path
 
 from ptdata.config import BUNDLED_DEMO_CONFIG, REGIMES, ConfigError, Settings, load_config
 
+# Runs launched from the UI, a schedule or a sensor wait in Dagster's run queue: one at a time per partition, so a
+# second run for a day waits for the first instead of stopping at its partition locks (ptdata/locks.py).
+DAGSTER_YAML = """\
+telemetry:
+  enabled: false
+run_queue:
+  tag_concurrency_limits:
+    - key: dagster/partition
+      value: {applyLimitPerUniqueValue: true}
+      limit: 1
+"""
+
 
 def _prepare_dagster_home(settings: Settings) -> Path:
     """Runs are recorded in DAGSTER_HOME so the UI shows them; default $PTDATA_HOME/dagster."""
@@ -20,7 +33,7 @@ def _prepare_dagster_home(settings: Settings) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     yaml_file = home / "dagster.yaml"
     if not yaml_file.exists():
-        yaml_file.write_text("telemetry:\n  enabled: false\n")
+        yaml_file.write_text(DAGSTER_YAML)
     os.environ["DAGSTER_HOME"] = str(home)
     # the first open creates the instance's databases; runs started at once on a fresh home would race on it
     # (alembic: "more than one head"), so the first one creates them while the others wait
@@ -159,6 +172,59 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_size(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from ptdata.location import build_definitions
+    from ptdata.ops import NoHistory, project, read_stage_runs
+
+    if args.last < 1:
+        raise ValueError("--last is at least 1")
+    settings = Settings.from_env()
+    home = _prepare_dagster_home(settings)
+    keys = build_definitions(settings).resolve_asset_graph().toposorted_asset_keys
+    order = {k.to_user_string(): i for i, k in enumerate(keys)}  # stages print in pipeline order
+    price = settings.load_config().pipeline.cost.usd_per_core_hour
+    with dg.DagsterInstance.get() as instance:
+        runs = read_stage_runs(instance, keys)
+    try:
+        p = project(runs, price, tokens=args.tokens, records=args.records, hours=args.hours, last=args.last)
+    except NoHistory as e:
+        print(f"ptdata: {e} in {home}; run `ptdata demo` or materialize some partitions first", file=sys.stderr)
+        return 1
+    target = f"{args.tokens:,.0f} gold tokens = " if args.tokens is not None else ""
+    print(
+        f"target: {target}{p.total.records:,.0f} gold records ({p.tokens_per_gold_record:,.1f} tokens per gold record)"
+    )
+    print(
+        f"measured: the last {args.last} runs of each stage in {home}; ${price} per core-hour; {args.hours:g} wall hours"
+    )
+    print(
+        f"\n{'stage':<20} {'runs':>4} {'records':>15} {'records/cpu-s':>13} {'core-hours':>11} {'cores':>6} "
+        f"{'wall hours':>10} {'usd':>12}"
+    )
+    for st in [*sorted(p.stages, key=lambda st: order[st.asset]), p.total]:
+        rate = f"{st.records_per_cpu_second:,.1f}" if st.records_per_cpu_second is not None else "-"
+        print(
+            f"{st.asset:<20} {st.runs:>4} {st.records:>15,.0f} {rate:>13} {st.core_hours:>11,.3f} {st.cores:>6} "
+            f"{st.wall_hours:>10,.3f} {st.usd:>12,.4f}"
+        )
+    if p.not_projected:
+        print("\nnot projected: " + ", ".join(f"{a} ({why})" for a, why in p.not_projected.items()))
+    return 0
+
+
+def _positive(text: str) -> float:
+    """A positive number, written as 2000000, 2_000_000 or 2e6."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number above 0")
+    return value
+
+
 def cmd_validate_config(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     path = Path(args.path) if args.path else settings.config_path
@@ -277,6 +343,15 @@ def build_parser() -> argparse.ArgumentParser:
     mat.set_defaults(func=cmd_materialize)
     status = sub.add_parser("status", help="every asset's partitions by state, from the Dagster instance")
     status.set_defaults(func=cmd_status)
+    size = sub.add_parser(
+        "size", help="project cores, wall hours and cost per stage for a target, from the measured past runs"
+    )
+    target = size.add_mutually_exclusive_group(required=True)
+    target.add_argument("--tokens", type=_positive, help="gold tokens to produce")
+    target.add_argument("--records", type=_positive, help="records to bring into gold (silver records)")
+    size.add_argument("--hours", type=_positive, default=24.0, help="wall hours to finish in (default 24)")
+    size.add_argument("--last", type=int, default=5, help="measure each stage over its last K runs (default 5)")
+    size.set_defaults(func=cmd_size)
     val = sub.add_parser("validate-config", help="check a config file and print what it defines")
     val.add_argument("path", nargs="?", help="config file (default: PTDATA_CONFIG, else $PTDATA_HOME/ptdata.yaml)")
     val.set_defaults(func=cmd_validate_config)

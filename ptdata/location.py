@@ -9,9 +9,10 @@ import dagster as dg
 from ptdata.assets.bronze import bronze_asset, bronze_quarantine_asset
 from ptdata.assets.common import daily_partitions
 from ptdata.assets.gold import gold_asset, gold_rejections_asset, tokenizer_asset
+from ptdata.assets.ops import stage_runs_asset
 from ptdata.assets.release import release_asset
 from ptdata.assets.silver import dedup_signatures_asset, eval_index_asset, silver_asset, silver_rejections_asset
-from ptdata.assets.sql_models import load_models, sql_model_asset
+from ptdata.assets.sql_models import load_models, models_reading, sql_model_asset
 from ptdata.automation import daily_schedule, landing_sensor, pipeline_job, run_failure_alert
 from ptdata.config import REGIMES, Settings
 from ptdata.resources import PtdataResource
@@ -24,6 +25,7 @@ def build_definitions(
     settings = settings or Settings.from_env()
     cfg = settings.load_config()
     partitions = daily_partitions(cfg.pipeline.start_date)
+    models = load_models()
     with warnings.catch_warnings():
         # backfill_policy is marked beta in 1.13; single-run backfills are what `--partition-range` needs
         warnings.simplefilter("ignore", dg.BetaWarning)
@@ -38,8 +40,12 @@ def build_definitions(
             *(gold_asset(r, partitions, cfg) for r in REGIMES),
             gold_rejections_asset(partitions),
             release_asset(cfg),
-            *(sql_model_asset(m, partitions) for m in load_models()),
+            *(sql_model_asset(m, partitions) for m in models),
         ]
+        # stage_runs comes after every asset but the models that read it: a run's export then holds that run's stages
+        keys = [k for a in assets for k in a.keys]
+        after = models_reading(models, "stage_runs")
+        assets.append(stage_runs_asset(cfg, keys, [k for k in keys if k.to_user_string() not in after]))
     job = pipeline_job(partitions)
     return dg.Definitions(
         assets=assets,

@@ -31,7 +31,7 @@ def test_help_lists_every_command(capsys):
     except SystemExit as e:
         assert e.code == 0
     out = capsys.readouterr().out
-    assert all(c in out for c in ("demo", "materialize", "validate-config"))
+    assert all(c in out for c in ("demo", "materialize", "status", "size", "validate-config"))
 
 
 def test_validate_config_prints_sources_or_errors(tmp_path, monkeypatch, capsys):

@@ -188,7 +188,7 @@ def test_silver_dedups_globally_and_a_duplicate_names_the_kept_record(make_home,
     assert _kept(settings) == ["a.jsonl:1", "a.jsonl:3", "b.jsonl:2"]
     checks = {(c.asset_key.path[0], c.check_name): c.passed for c in result.get_asset_check_evaluations()}
     assert all(passed for (asset, _), passed in checks.items() if asset == "silver_sft")
-    assert len([k for k in checks if k[0] == "silver_sft"]) == 7
+    assert len([k for k in checks if k[0] == "silver_sft"]) == 8  # six gates, complete_history and drift
     meta = {
         m.asset_key.path[0]: m.metadata
         for m in (e.event_specific_data.materialization for e in result.get_asset_materialization_events())

@@ -3,11 +3,12 @@
 import datetime as dt
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
 
 from ptdata.assets.common import daily_partitions
-from ptdata.assets.sql_models import SQL_DIR, load_models, render, sql_model_asset
+from ptdata.assets.sql_models import SQL_DIR, load_models, models_reading, render, sql_model_asset
 from ptdata.lake import Lake
 
 
@@ -27,11 +28,26 @@ def test_models_load_with_their_refs_and_partitioning(tmp_path):
     assert load_models(tmp_path)[0].code_version != before
 
 
+def test_a_ref_to_stage_runs_reads_the_ops_table_and_depends_on_it(tmp_path):
+    (tmp_path / "cost.sql").write_text("select asset, sum(usd) from {{ ref('stage_runs') }} group by all")
+    (tmp_path / "cost_total.sql").write_text("select sum(usd) from {{ ref('cost') }}")
+    (tmp_path / "other.sql").write_text("select count(*) from {{ ref('gold_sft') }}")
+    models = load_models(tmp_path)
+    cost = next(m for m in models if m.name == "cost")
+    assert f"read_parquet('{tmp_path}/lake/ops/stage_runs/**/*.parquet'" in render(
+        cost, Lake(str(tmp_path / "lake")), None
+    )
+    asset = sql_model_asset(cost, daily_partitions(dt.date(2026, 11, 1)))
+    assert asset.asset_deps[asset.key] == {dg.AssetKey("stage_runs")} and asset.partitions_def is None
+    assert models_reading(models, "stage_runs") == {"cost", "cost_total"}
+
+
 @pytest.mark.parametrize(
     ("name", "text", "error"),
     [
         ("Bad-Name", "select 1", "lower case"),
         ("silver_sft", "select 1", "the name of a lake table"),
+        ("stage_runs", "select 1", "the name of a lake table"),
         ("orphan", "select * from {{ ref('silver_typo') }}", "neither a lake table nor a model"),
     ],
 )
@@ -47,6 +63,7 @@ def test_the_shipped_models_load():
         "source_daily_stats",
         "license_mix",
         "release_token_budget",
+        "pipeline_cost",
     }
 
 

@@ -91,6 +91,7 @@ def tokenizer_asset(cfg: LoadedConfig) -> dg.AssetsDefinition:
                     "sha256": sha,
                     "vocab_size": tok.vocab_size,
                     "how": info["how"],
+                    **writer.figures(info["records"]),
                     "special_tokens": list(tok.special_tokens),
                     "path": dg.MetadataValue.path(lake.path(TOKENIZER, TOKENIZER_FILE)),
                 },

@@ -1,8 +1,8 @@
 """SQL models (CONTRACT.md section 7): each `dbt_like_sql/<name>.sql` is an asset `<name>` in the `marts` group.
 
-- `{{ ref('table') }}` reads a lake table (`bronze_sft`, `silver_rejections`, `gold_text`, ...), another model, or
-  `release` (every release's manifest, a row per released gold partition: release, table, date, data_version,
-  rows, tokens), and makes it a dependency.
+- `{{ ref('table') }}` reads a lake table (`bronze_sft`, `silver_rejections`, `gold_text`, `stage_runs`, ...), another
+  model, or `release` (every release's manifest, a row per released gold partition: release, table, date,
+  data_version, rows, tokens), and makes it a dependency.
 - A model that uses `{{ partition_date }}` (replaced by a DATE literal) is daily partitioned and written to
   `<lake>/marts/<name>/date=D/part-0.parquet`; any other is written to `<lake>/marts/<name>/part-0.parquet`.
 - Its code version is a hash of its text, so an edited model shows as changed in the UI.
@@ -13,12 +13,13 @@ options, staged and published like every other table.
 import datetime as dt
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 
-from ptdata.assets.common import SINGLE_RUN, column_schema, combined_version, partition_dates
+from ptdata.assets.common import SINGLE_RUN, column_schema, combined_version, exclusive_write, partition_dates
 from ptdata.lake import Lake, TablePartition
 from ptdata.resources import PtdataResource
 
@@ -33,6 +34,7 @@ LAYERS = {
     **{f"gold_{r}": "gold" for r in ("sft", "preference", "rlvr", "text", "rejections")},
     "dedup_signatures": "silver",
     "eval_index": "silver",
+    "stage_runs": "ops",
 }
 
 
@@ -65,6 +67,16 @@ def load_models(folder: Path = SQL_DIR) -> list[SqlModel]:
         if unknown:
             raise ValueError(f"{m.name}.sql: ref to {unknown}, which is neither a lake table nor a model")
     return models
+
+
+def models_reading(models: Sequence[SqlModel], table: str) -> set[str]:
+    """The names of the models that read `table`, directly or through other models."""
+    found: set[str] = set()
+    reads = {table}
+    while reads:
+        reads = {m.name for m in models if reads.intersection(m.refs)} - found
+        found |= reads
+    return found
 
 
 def render(model: SqlModel, lake: Lake, date: str | None) -> str:
@@ -103,24 +115,27 @@ def sql_model_asset(model: SqlModel, partitions: dg.PartitionsDefinition) -> dg.
         lake = ptdata.lake()
         dates = [d.isoformat() for d in partition_dates(context)] if model.partitioned else [None]
         versions, rows, staged = {}, 0, []
-        with lake.duckdb() as con:
+        with exclusive_write(context, ptdata) as writer, lake.duckdb() as con:
             for date in dates:
                 part = TablePartition("marts", model.name, None if date is None else dt.date.fromisoformat(date))
                 try:
                     table = con.sql(render(model, lake, date)).to_arrow_table()
                 except Exception as e:  # duckdb's errors name the line; say which model and date
                     raise dg.Failure(description=f"{model.name}.sql ({date or 'unpartitioned'}): {e}") from None
-                path = lake.staged_path(part, f"{context.run_id}-{model.name}")
+                path = lake.staged_path(part, writer.stage_id)
                 with lake.parquet_writer(path, table.schema) as w:
                     w.write_table(table)
                 staged.append((path, part, table))
                 rows += table.num_rows
-        for path, part, _ in staged:
-            versions[str(part.date or "all")] = lake.data_version(lake.publish(path, part))
+            for path, part, _ in staged:
+                versions[str(part.date or "all")] = lake.data_version(lake.publish(path, part))
+            # DuckDB does not say how many rows it read, so a model reports no records_in
+            figures = writer.figures(0)
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": rows,
                 "dagster/column_schema": column_schema(staged[0][2].schema),
+                **{k: figures[k] for k in ("seconds", "cpu_seconds", "usd")},
                 "path": dg.MetadataValue.path(f"{lake.url}/marts/{model.name}"),
             },
             data_version=dg.DataVersion(combined_version(versions)),
