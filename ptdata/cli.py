@@ -46,12 +46,15 @@ def _prepare_dagster_home(settings: Settings) -> Path:
     return home
 
 
-def _dates(args: argparse.Namespace) -> tuple[str, str]:
+def _dates(args: argparse.Namespace) -> tuple[str, str] | None:
+    """The run's partitions, or None when none is given (allowed when every selected asset is unpartitioned)."""
     if args.partition:
         return args.partition, args.partition
     if args.from_ and args.to:
         return args.from_, args.to
-    raise SystemExit("ptdata: give --partition D, or --from D1 --to D2")
+    if args.from_ or args.to:
+        raise SystemExit("ptdata: give both --from D1 and --to D2")
+    return None
 
 
 class _Progress(logging.Handler):
@@ -84,8 +87,9 @@ class _Progress(logging.Handler):
                 print(f"    check {data.asset_check_key.name} on {step}: failed", flush=True)
 
 
-def run_materialize(settings: Settings, select: str, start: str, end: str) -> bool:
-    """Materialize `select` for the partitions start..end in one run recorded in DAGSTER_HOME; True on success."""
+def run_materialize(settings: Settings, select: str, start: str | None, end: str | None) -> bool:
+    """Materialize `select` for the partitions start..end (None: unpartitioned assets alone) in one run recorded in
+    DAGSTER_HOME; True on success."""
     import dagster as dg
 
     from ptdata.runs import execute, selected_keys
@@ -112,7 +116,17 @@ def _root_cause(err) -> str:  # noqa: ANN001 - dagster's SerializableErrorInfo
 
 def cmd_materialize(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    start, end = _dates(args)
+    dates = _dates(args)
+    if dates is None:
+        from ptdata.runs import partitioned_keys
+
+        partitioned = partitioned_keys(settings, args.select)
+        if partitioned:
+            names = ", ".join(sorted(k.to_user_string() for k in partitioned)[:5])
+            raise SystemExit(f"ptdata: give --partition D, or --from D1 --to D2 (daily partitioned: {names})")
+        print(f"materializing {args.select}")
+        return 0 if run_materialize(settings, args.select, None, None) else 1
+    start, end = dates
     for d in (start, end):
         try:
             dt.date.fromisoformat(d)

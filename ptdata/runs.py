@@ -10,8 +10,11 @@ from ptdata.config import Settings
 from ptdata.location import build_definitions
 
 
-def partition_tags(start: str, end: str) -> dict[str, str]:
-    """The run tags Dagster's own CLI sets: one partition, or a range for single-run backfills."""
+def partition_tags(start: str | None, end: str | None) -> dict[str, str]:
+    """The run tags Dagster's own CLI sets: one partition, or a range for single-run backfills; none at all for a run
+    of unpartitioned assets."""
+    if start is None or end is None:
+        return {}
     if start == end:
         return {"dagster/partition": start}
     return {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
@@ -26,11 +29,18 @@ def selected_keys(settings: Settings, select: str, defs: dg.Definitions | None =
     return keys
 
 
+def partitioned_keys(settings: Settings, select: str) -> set[dg.AssetKey]:
+    """The daily partitioned assets among `select`."""
+    defs = build_definitions(settings)
+    graph = defs.resolve_asset_graph()
+    return {k for k in selected_keys(settings, select, defs) if graph.get(k).partitions_def is not None}
+
+
 def execute(
     settings: Settings,
     select: str,
-    start: str,
-    end: str,
+    start: str | None,
+    end: str | None,
     instance: dg.DagsterInstance,
     logger: logging.Handler | None = None,
 ) -> dg.ExecuteInProcessResult:

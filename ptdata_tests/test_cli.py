@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from ptdata.cli import main
@@ -64,6 +65,10 @@ def test_materialize_records_runs_in_dagster_home(tmp_path, monkeypatch, capsys)
     assert main(["materialize", "--select", "bronze_quarantine", "--partition", "2026-11-03"]) == 1
     assert "no part for regime" in capsys.readouterr().err
     assert main(["materialize", "--partition", "2026-13-01"]) == 2
+    # unpartitioned assets alone need no partition; a selection with a daily one does
+    assert main(["materialize", "--select", "key:stage_runs or key:pipeline_cost"]) == 0
+    with pytest.raises(SystemExit, match=r"give --partition D.*daily partitioned: bronze_sft"):
+        main(["materialize", "--select", "key:bronze_sft or key:stage_runs"])
     # status reads the same instance: two partitions materialized, the failed one counted as failed
     assert main(["status"]) == 0
     lines = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()[1:]}
