@@ -6,8 +6,8 @@ import random
 
 import dagster as dg
 
+from ptdata.checks.drift import drift
 from ptdata.config import MonitoringConfig
-from ptdata.monitoring import drift
 from ptdata_tests.conftest import landing, run
 
 CFG = MonitoringConfig()

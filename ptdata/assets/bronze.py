@@ -20,11 +20,11 @@ from ptdata.assets.common import (
 )
 from ptdata.assets.parts import regime_parts_asset
 from ptdata.checks.bronze import QUARANTINE_PANDERA, audit_staged
+from ptdata.checks.drift import drift_outcomes, mean_chars, write_stats
 from ptdata.checks.outcome import Outcome
 from ptdata.config import LoadedConfig, stable_hash
 from ptdata.ingest import StagedBronze, stage_bronze
 from ptdata.lake import Lake
-from ptdata.monitoring import drift_outcomes, mean_chars, write_stats
 from ptdata.resources import PtdataResource
 from ptdata.sources import SourceUnavailable
 from ptdata.tables import QUARANTINE_SCHEMA, bronze_schema

@@ -21,6 +21,7 @@ from ptdata.assets.common import (
     report_audits,
 )
 from ptdata.assets.parts import regime_parts_asset
+from ptdata.checks.drift import drift_outcomes, write_stats
 from ptdata.checks.outcome import Outcome
 from ptdata.checks.silver import REJECTIONS_PANDERA, SILVER_CHECKS, audit_staged
 from ptdata.config import REGIMES, LoadedConfig, stable_hash
@@ -37,7 +38,6 @@ from ptdata.curate import (
     stage_silver,
 )
 from ptdata.lake import Lake, TablePartition
-from ptdata.monitoring import drift_outcomes, write_stats
 from ptdata.resources import PtdataResource
 from ptdata.tables import DEDUP_SIGNATURES_SCHEMA, REJECTIONS_SCHEMA, silver_schema
 from ptdata.transforms.decontam import INDEX_SCHEMA, EvalIndex
