@@ -382,6 +382,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as e:  # a selection that matches nothing, a date that is not one
         print(f"ptdata: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (`ptdata status | head`): what it wanted was printed; keep the exit-time flush quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

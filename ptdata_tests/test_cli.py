@@ -112,3 +112,15 @@ def test_every_asset_runs_a_partition_range_in_one_run(tmp_path):
         if graph.get(key).backfill_policy is None or graph.get(key).backfill_policy.max_partitions_per_run is not None
     ]
     assert not lacking
+
+
+def test_a_reader_that_stops_early_is_not_an_error(demo_home):
+    """`ptdata status | head -1`: the pipe closes before ptdata has written everything, which is not a failure."""
+    env = {**os.environ, "PTDATA_HOME": str(demo_home), "DAGSTER_HOME": str(demo_home / "dagster")}
+    env.pop("PTDATA_CONFIG", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ptdata.cli", "status"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    proc.stdout.close()  # the reader is gone before the first line
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 0 and "Traceback" not in err, err
