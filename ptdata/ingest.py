@@ -7,7 +7,6 @@ batch size: records stream from the readers through the batcher into Parquet row
 from __future__ import annotations
 
 import datetime as dt
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +28,6 @@ class StagedBronze:
     stats: dict[str, SourceStats]
     notes: list[str] = field(default_factory=list)
     bytes_read: int = 0
-    seconds: float = 0.0
 
     @property
     def records(self) -> int:
@@ -48,7 +46,6 @@ def stage_bronze(
     cfg: LoadedConfig, lake: Lake, landing: Path, regime: str, date: dt.date, stage_id: str
 ) -> StagedBronze:
     """Read all sources of `regime` for `date` into staged bronze and quarantine files."""
-    t0 = time.perf_counter()
     bronze = TablePartition("bronze", f"bronze_{regime}", date)
     quarantine = TablePartition("bronze", "bronze_quarantine", date, regime)
     staged = StagedBronze(
@@ -81,5 +78,4 @@ def stage_bronze(
                     quarantine_writer.write_batch(rejects)
             staged.bytes_read += ctx.bytes_read or stats.input_bytes
             staged.notes.extend(f"{source.name}: {n}" for n in ctx.notes)
-    staged.seconds = time.perf_counter() - t0
     return staged
