@@ -12,31 +12,10 @@ if [ -x "$CHROMIUM" ]; then
     exit 0
 fi
 
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "chromium.sh: apt-get not available; the browser test will not run"
-    exit 0
-fi
-
-as_root=()
-if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        as_root=(sudo -n)
-    else
-        echo "chromium.sh: not root and no passwordless sudo; the browser test will not run"
-        exit 0
-    fi
-fi
-
-# sudo resets the environment, hence env; ${a[@]+...} keeps an empty array safe under set -u on old bash
-apt() {
-    ${as_root[@]+"${as_root[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get "$@" >/dev/null
-}
-
+. "$(dirname "$0")/apt.sh"
 # without recommends (udev, upower, mesa, a notification daemon: nothing a headless browser uses), but with a font,
 # so that a bare machine still renders the UI's text
-if apt update -qq && apt install -y -qq --no-install-recommends chromium fonts-liberation && [ -x "$CHROMIUM" ]; then
+if apt_install "the browser test will not run" chromium fonts-liberation && [ -x "$CHROMIUM" ]; then
     echo "chromium.sh: $("$CHROMIUM" --version 2>/dev/null || echo chromium) installed"
-else
-    echo "chromium.sh: installing chromium with apt-get failed; the browser test will not run"
 fi
 exit 0

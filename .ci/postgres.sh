@@ -22,29 +22,8 @@ if have_server; then
     exit 0
 fi
 
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "postgres.sh: apt-get not available; the PostgreSQL tests will be skipped"
-    exit 0
-fi
-
-as_root=()
-if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        as_root=(sudo -n)
-    else
-        echo "postgres.sh: not root and no passwordless sudo; the PostgreSQL tests will be skipped"
-        exit 0
-    fi
-fi
-
-# sudo resets the environment, hence env; ${a[@]+...} keeps an empty array safe under set -u on old bash
-apt() {
-    ${as_root[@]+"${as_root[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get "$@" >/dev/null
-}
-
-if apt update -qq && apt install -y -qq --no-install-recommends postgresql && have_server; then
+. "$(dirname "$0")/apt.sh"
+if apt_install "the PostgreSQL tests will be skipped" postgresql && have_server; then
     echo "postgres.sh: PostgreSQL server binaries installed"
-else
-    echo "postgres.sh: installing PostgreSQL with apt-get failed; the PostgreSQL tests will be skipped"
 fi
 exit 0
