@@ -68,10 +68,10 @@ def write_landing(home: Path, n: int, files: int = 4) -> int:
 _BRONZE = """
 import json, resource, sys, time
 from pathlib import Path
-from ptdata.checks.bronze import audit_staged
-from ptdata.config import Settings
-from ptdata.ingest import stage_bronze
-from ptdata.lake import Lake
+from ptdata.bronze.audits import audit_staged
+from ptdata.core.config import Settings
+from ptdata.bronze.stage import stage_bronze
+from ptdata.core.lake import Lake
 home = Path(sys.argv[1])
 s = Settings(home=home, config_path=home / "ptdata.yaml", lake=str(home / "lake"), engine="local")
 cfg, lake = s.load_config(), Lake(s.lake)

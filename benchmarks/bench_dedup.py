@@ -59,9 +59,9 @@ import numpy as np
 import polars as pl
 import xxhash
 
-from ptdata.transforms import dedup as d
-from ptdata.transforms.decontam import EvalIndex, find_contamination_batch, item_ngram
-from ptdata.transforms.normalize import dedup_key_text
+from ptdata.silver import dedup as d
+from ptdata.silver.decontam import EvalIndex, find_contamination_batch, item_ngram
+from ptdata.silver.normalize import dedup_key_text
 
 ROOT = Path(__file__).resolve().parents[1]
 NGRAM, NUM_PERM, THRESHOLD, PARTNER = 5, 128, 0.8, 0.7
@@ -463,8 +463,8 @@ def join_worker(step: str, folder: str, n: str, out_path: str) -> None:
     else:
         # silver's own path: curate.dedup_inputs (exact representatives over all history, band keys shared by two
         # or more of them, in DuckDB under a 1 GB memory limit), then candidate_pairs over the shared keys
-        from ptdata.curate import dedup_inputs
-        from ptdata.lake import Lake
+        from ptdata.core.lake import Lake
+        from ptdata.silver.stage import dedup_inputs
 
         new = f"{folder}/new.parquet"
         paths = [*sorted(str(p) for p in Path(folder, "old").rglob("*.parquet")), new]

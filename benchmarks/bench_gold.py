@@ -23,9 +23,9 @@ import time
 import numpy as np
 from bench_bronze import _chat, _machine, write_readme
 
-from ptdata.transforms.pack import pack_best_fit, pack_first_fit
-from ptdata.transforms.templates import ChatML
-from ptdata.transforms.tokenize import encode_segments, train_bpe
+from ptdata.gold.pack import pack_best_fit, pack_first_fit
+from ptdata.gold.templates import ChatML
+from ptdata.gold.tokenize import encode_segments, train_bpe
 
 SEQ_LEN = 4096
 # (name, log-normal mu, sigma): median e^mu tokens

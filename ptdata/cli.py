@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ptdata.config import BUNDLED_DEMO_CONFIG, REGIMES, ConfigError, Settings, load_config
+from ptdata.core.config import BUNDLED_DEMO_CONFIG, REGIMES, ConfigError, Settings, load_config
 
 # Runs launched from the UI, a schedule or a sensor wait in Dagster's run queue: one at a time per partition, so a
 # second run for a day waits for the first instead of stopping at its partition locks (ptdata/locks.py).
@@ -39,7 +39,7 @@ def _prepare_dagster_home(settings: Settings) -> Path:
     # (alembic: "more than one head"), so the first one creates them while the others wait
     import dagster as dg
 
-    from ptdata.locks import waiting_lock
+    from ptdata.core.locks import waiting_lock
 
     with waiting_lock(home / ".ptdata-init.lock"), dg.DagsterInstance.get():
         pass
@@ -92,7 +92,7 @@ def run_materialize(settings: Settings, select: str, start: str | None, end: str
     DAGSTER_HOME; True on success."""
     import dagster as dg
 
-    from ptdata.runs import execute, selected_keys
+    from ptdata.defs.runs import execute, selected_keys
 
     _prepare_dagster_home(settings)
     progress = _Progress(total=len(selected_keys(settings, select)))
@@ -118,7 +118,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     dates = _dates(args)
     if dates is None:
-        from ptdata.runs import partitioned_keys
+        from ptdata.defs.runs import partitioned_keys
 
         partitioned = partitioned_keys(settings, args.select)
         if partitioned:
@@ -141,7 +141,7 @@ def partition_states(settings: Settings, instance) -> list[tuple[str, dict[str, 
     time of its last materialization for an unpartitioned one, from the Dagster instance's records."""
     import dagster as dg
 
-    from ptdata.location import build_definitions
+    from ptdata.defs.location import build_definitions
 
     graph = build_definitions(settings).resolve_asset_graph()
     out: list[tuple[str, dict[str, int] | str]] = []
@@ -189,8 +189,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_size(args: argparse.Namespace) -> int:
     import dagster as dg
 
-    from ptdata.location import build_definitions
-    from ptdata.ops import NoHistory, project, read_stage_runs
+    from ptdata.defs.location import build_definitions
+    from ptdata.defs.stage_runs import read_stage_runs
+    from ptdata.ops.cost import NoHistory, project
 
     if args.last < 1:
         raise ValueError("--last is at least 1")

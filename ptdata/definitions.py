@@ -1,5 +1,5 @@
 """The ptdata code location (workspace.yaml, `dagster ... -m ptdata.definitions`), built from the environment."""
 
-from ptdata.location import build_definitions
+from ptdata.defs.location import build_definitions
 
 defs = build_definitions()

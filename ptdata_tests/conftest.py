@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from ptdata.cli import main
-from ptdata.config import Settings
-from ptdata.runs import execute
+from ptdata.core.config import Settings
+from ptdata.defs.runs import execute
 
 
 @pytest.fixture

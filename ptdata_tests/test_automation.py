@@ -7,9 +7,9 @@ from http.server import BaseHTTPRequestHandler
 
 import dagster as dg
 
-from ptdata.automation import ALERT_WEBHOOK_ENV, PIPELINE_JOB, run_failure_alert
-from ptdata.location import build_definitions
-from ptdata.resources import PtdataResource
+from ptdata.defs.automation import ALERT_WEBHOOK_ENV, PIPELINE_JOB, run_failure_alert
+from ptdata.defs.location import build_definitions
+from ptdata.defs.resources import PtdataResource
 from ptdata_tests.conftest import landing, loopback
 from ptdata_tests.test_gold_assets import _config, write_landing
 

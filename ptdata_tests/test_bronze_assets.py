@@ -8,7 +8,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from ptdata.transforms.bronze import BronzeBatcher
+from ptdata.bronze.records import BronzeBatcher
 from ptdata_tests.conftest import Reply, landing, run
 
 D = "2026-11-02"

@@ -5,9 +5,9 @@ import datetime as dt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ptdata.checks.bronze import QUARANTINE_PANDERA, bronze_pandera_schema, duplicate_ids, validate_file
-from ptdata.lake import Lake
-from ptdata.tables import QUARANTINE_SCHEMA, bronze_schema
+from ptdata.bronze.audits import QUARANTINE_PANDERA, bronze_pandera_schema, duplicate_ids, validate_file
+from ptdata.core.catalog import QUARANTINE_SCHEMA, bronze_schema
+from ptdata.core.lake import Lake
 
 D = dt.date(2026, 11, 2)
 

@@ -51,7 +51,7 @@ def test_materialize_records_runs_in_dagster_home(tmp_path, monkeypatch, capsys)
     import dagster as dg
 
     home = _home(tmp_path, monkeypatch)
-    from ptdata.config import Settings
+    from ptdata.core.config import Settings
 
     settings = Settings.from_env()
     for day in ("2026-11-01", "2026-11-02"):
@@ -101,8 +101,8 @@ def test_dagster_cli_materialize_exit_codes(tmp_path):
 def test_every_asset_runs_a_partition_range_in_one_run(tmp_path):
     """`dagster asset materialize --partition-range` refuses a selection with an asset lacking the single-run
     backfill policy (CI caught the release asset once); every asset, partitioned or not, must have it."""
-    from ptdata.config import BUNDLED_DEMO_CONFIG, Settings
-    from ptdata.location import build_definitions
+    from ptdata.core.config import BUNDLED_DEMO_CONFIG, Settings
+    from ptdata.defs.location import build_definitions
 
     settings = Settings(home=tmp_path, config_path=BUNDLED_DEMO_CONFIG, lake=str(tmp_path / "lake"), engine="local")
     graph = build_definitions(settings).resolve_asset_graph()

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ptdata.config import BUNDLED_DEMO_CONFIG, ConfigError, Settings, load_config, parse_config
+from ptdata.core.config import BUNDLED_DEMO_CONFIG, ConfigError, Settings, load_config, parse_config
 
 BASE = {"start_date": "2026-11-01", "sources": [{"name": "chat", "regime": "sft", "kind": "files"}]}
 

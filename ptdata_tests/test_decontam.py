@@ -13,14 +13,14 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from ptdata.transforms.decontam import (
+from ptdata.silver.decontam import (
     EvalIndex,
     find_contamination,
     find_contamination_batch,
     item_ngram,
 )
-from ptdata.transforms.eval_io import load_eval_items
-from ptdata.transforms.normalize import dedup_key_text
+from ptdata.silver.eval_sets import load_eval_items
+from ptdata.silver.normalize import dedup_key_text
 
 DEMO_EVAL = Path(__file__).resolve().parents[1] / "ptdata" / "demo" / "evals" / "demo_eval.jsonl.gz"
 EXTRA = [

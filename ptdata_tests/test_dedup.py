@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 from datasketch.lsh import _optimal_param
 
-from ptdata.transforms import dedup as d
-from ptdata.transforms.normalize import dedup_key_text
+from ptdata.silver import dedup as d
+from ptdata.silver.normalize import dedup_key_text
 
 PARAGRAPH = (
     "The scheduler keeps a queue of pending runs for every partition. When a sensor notices a new landing "

@@ -159,7 +159,7 @@ def test_demo_days_newest_first_then_oldest_first_give_the_same_silver(demo_home
     oldest first, as the staleness asks, gives byte for byte the silver of one run in date order."""
     import dagster as dg
 
-    from ptdata.config import BUNDLED_DEMO_CONFIG, Settings
+    from ptdata.core.config import BUNDLED_DEMO_CONFIG, Settings
     from ptdata.demo.generate import write_demo_landing
     from ptdata_tests.conftest import run
 

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from ptdata.config import BUNDLED_DEMO_CONFIG, load_config
+from ptdata.core.config import BUNDLED_DEMO_CONFIG, load_config
 from ptdata.demo.generate import DEMO_DAYS, EVAL_SET_PATH, LEAKED_EVAL, SOURCES, write_demo_landing, write_eval_set
 
 D1, D2, D3 = (d.isoformat() for d in DEMO_DAYS)

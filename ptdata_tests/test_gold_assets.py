@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from tokenizers import Tokenizer
 
-from ptdata.transforms.tokenize import train_bpe
+from ptdata.gold.tokenize import train_bpe
 from ptdata_tests.conftest import landing, run
 
 D = "2026-11-01"

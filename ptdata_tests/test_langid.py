@@ -8,8 +8,8 @@ from pathlib import Path
 import py3langid
 import pytest
 
-from ptdata.transforms import langid
-from ptdata.transforms.langid import detect_lang, detect_langs, detect_record_lang, record_text
+from ptdata.silver import langid
+from ptdata.silver.langid import detect_lang, detect_langs, detect_record_lang, record_text
 
 CHAT = {
     "en": ["How do I reset my password?", "Sure, here is a summary of the article you sent."],

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from ptdata.loaders import IGNORE_INDEX, ReleaseDataset
-from ptdata.release import read_megatron_index
+from ptdata.release.build import read_megatron_index
+from ptdata.release.loader import IGNORE_INDEX, ReleaseDataset
 from ptdata_tests.conftest import run
 from ptdata_tests.test_gold_assets import D, _config, write_landing
 
@@ -18,7 +18,7 @@ def release(tmp_path_factory):
     import dagster as dg
     import yaml
 
-    from ptdata.config import Settings
+    from ptdata.core.config import Settings
 
     home = tmp_path_factory.mktemp("release")
     (home / "ptdata.yaml").write_text(yaml.safe_dump(_config(release={"name": "tiny", "shard_tokens": 2000})))

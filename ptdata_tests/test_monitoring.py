@@ -6,8 +6,8 @@ import random
 
 import dagster as dg
 
-from ptdata.checks.drift import drift
-from ptdata.config import MonitoringConfig
+from ptdata.core.config import MonitoringConfig
+from ptdata.core.drift import drift
 from ptdata_tests.conftest import landing, run
 
 CFG = MonitoringConfig()
@@ -125,7 +125,7 @@ def test_a_week_runs_as_one_range_and_the_day_that_shrank_warns(make_home, insta
 
 
 def test_bronze_assets_carry_freshness_policies():
-    from ptdata.location import build_definitions
+    from ptdata.defs.location import build_definitions
 
     defs = build_definitions()
     graph = defs.resolve_asset_graph()

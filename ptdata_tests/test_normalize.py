@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from ptdata.transforms.normalize import dedup_key_text, normalize_record, normalize_text
+from ptdata.silver.normalize import dedup_key_text, normalize_record, normalize_text
 
 PYTHON = (
     "class Stack:\n"

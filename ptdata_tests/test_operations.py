@@ -13,8 +13,8 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from ptdata.config import REGIMES, Settings
-from ptdata.locks import partition_locks
+from ptdata.core.config import REGIMES, Settings
+from ptdata.core.locks import partition_locks
 from ptdata_tests.conftest import Reply, landing, run
 
 D = "2026-11-02"

@@ -14,10 +14,10 @@ import pytest
 import yaml
 
 from ptdata.cli import main
-from ptdata.config import CostConfig, Settings
+from ptdata.core.config import CostConfig, Settings
+from ptdata.defs.location import build_definitions
+from ptdata.defs.stage_runs import read_stage_runs
 from ptdata.demo.generate import DEMO_DAYS
-from ptdata.location import build_definitions
-from ptdata.ops import read_stage_runs
 from ptdata_tests.conftest import landing, run
 
 PRICE = CostConfig().usd_per_core_hour  # the demo config leaves the price at its default
@@ -126,7 +126,7 @@ def test_a_range_run_is_one_row_and_the_export_lists_earlier_exports(make_home, 
 
 
 def test_stage_runs_comes_after_every_asset_but_the_models_reading_it(tmp_path):
-    from ptdata.config import BUNDLED_DEMO_CONFIG
+    from ptdata.core.config import BUNDLED_DEMO_CONFIG
 
     settings = Settings(home=tmp_path, config_path=BUNDLED_DEMO_CONFIG, lake=str(tmp_path / "lake"), engine="local")
     graph = build_definitions(settings).resolve_asset_graph()

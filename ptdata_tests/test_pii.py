@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ptdata.transforms.pii import (
+from ptdata.silver.pii import (
     DEFAULT_ALLOWLIST,
     PII_TYPES,
     Allowlist,

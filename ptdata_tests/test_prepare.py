@@ -1,5 +1,5 @@
-from ptdata.transforms.pii import DEFAULT_ALLOWLIST, Allowlist
-from ptdata.transforms.prepare import dedup_key, exact_key, prepare_record
+from ptdata.silver.pii import DEFAULT_ALLOWLIST, Allowlist
+from ptdata.silver.prepare import dedup_key, exact_key, prepare_record
 
 
 def test_prepare_normalizes_then_redacts_every_text_field():

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from ptdata.transforms.quality import (
+from ptdata.silver.quality import (
     RULES,
     QualityRules,
     RepetitionRule,

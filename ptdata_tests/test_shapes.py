@@ -1,7 +1,7 @@
 import orjson
 import pytest
 
-from ptdata.shapes import ShapeError, detect_shape, to_canonical
+from ptdata.bronze.shapes import ShapeError, detect_shape, to_canonical
 
 U, A = "user", "assistant"
 

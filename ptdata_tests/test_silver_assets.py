@@ -7,8 +7,8 @@ import duckdb
 import numpy as np
 import pyarrow.parquet as pq
 
-from ptdata.transforms.decontam import EvalIndex, find_contamination
-from ptdata.transforms.dedup import shingles
+from ptdata.silver.decontam import EvalIndex, find_contamination
+from ptdata.silver.dedup import shingles
 from ptdata_tests.conftest import landing, run
 
 ITEMS = [

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from ptdata.config import FilesSource
+from ptdata.core.config import FilesSource
 from ptdata.sources.base import SourceContext
 from ptdata.sources.files import read_files
 

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from ptdata.config import HttpSource, Pagination
+from ptdata.core.config import HttpSource, Pagination
 from ptdata.sources.base import SourceContext, SourceUnavailable
 from ptdata.sources.http import public_url, read_http
 from ptdata_tests.conftest import Api, ApiHandler, LoopbackServer, Reply

@@ -22,7 +22,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool
 
-from ptdata.config import SqlSource
+from ptdata.core.config import SqlSource
 from ptdata.sources.base import RawRecord, SourceContext, SourceUnavailable
 from ptdata.sources.sql import BATCH_ROWS, read_sql
 

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from ptdata.config import WebSource
+from ptdata.core.config import WebSource
 from ptdata.sources.base import SourceContext
 from ptdata.sources.web import read_web
 from ptdata_tests.conftest import LoopbackServer, loopback

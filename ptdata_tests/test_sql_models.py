@@ -7,9 +7,9 @@ import dagster as dg
 import duckdb
 import pytest
 
-from ptdata.assets.common import daily_partitions
-from ptdata.assets.sql_models import SQL_DIR, load_models, models_reading, render, sql_model_asset
-from ptdata.lake import Lake
+from ptdata.core.lake import Lake
+from ptdata.defs.factory import daily_partitions
+from ptdata.defs.sql_models import SQL_DIR, load_models, models_reading, render, sql_model_asset
 
 
 def test_models_load_with_their_refs_and_partitioning(tmp_path):

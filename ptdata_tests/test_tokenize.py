@@ -6,9 +6,9 @@ import random
 import numpy as np
 import pytest
 
-from ptdata.transforms.pack import pack_best_fit, pack_first_fit, position_ids, truncate_sequence
-from ptdata.transforms.templates import chat_template
-from ptdata.transforms.tokenize import (
+from ptdata.gold.pack import pack_best_fit, pack_first_fit, position_ids, truncate_sequence
+from ptdata.gold.templates import chat_template
+from ptdata.gold.tokenize import (
     EOS,
     LoadedTokenizer,
     Segment,

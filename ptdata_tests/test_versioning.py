@@ -8,7 +8,7 @@ import yaml
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 from dagster._core.loader import LoadingContextForTest
 
-from ptdata.location import build_definitions
+from ptdata.defs.location import build_definitions
 from ptdata_tests.conftest import run
 from ptdata_tests.test_gold_assets import D, _config, write_landing
 

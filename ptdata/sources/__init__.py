@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from importlib import import_module
 
-from ptdata.config import SourceConfig
+from ptdata.core.config import SourceConfig
 from ptdata.sources.base import RawRecord, SourceContext, SourceUnavailable
 
 _READERS = {

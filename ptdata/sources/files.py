@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
 
-from ptdata.config import FilesSource
+from ptdata.core.config import FilesSource
 from ptdata.sources.base import RawRecord, SourceContext, error_record
 from ptdata.sources.html import extract_main_text
 

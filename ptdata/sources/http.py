@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import orjson
 import requests
 
-from ptdata.config import HttpSource
+from ptdata.core.config import HttpSource
 from ptdata.sources.base import RawRecord, SourceContext, SourceUnavailable, error_record
 
 _RAW_CAP = 4096  # bytes of a failed reply kept for the quarantine table

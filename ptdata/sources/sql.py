@@ -30,7 +30,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from ptdata.config import SqlSource
+from ptdata.core.config import SqlSource
 from ptdata.sources.base import RawRecord, SourceContext, SourceUnavailable, error_record
 
 # rows fetched from the database at a time; bounds the reader's memory, not its output

@@ -18,7 +18,7 @@ from urllib.robotparser import RobotFileParser
 import orjson
 import requests
 
-from ptdata.config import WebSource
+from ptdata.core.config import WebSource
 from ptdata.sources.base import RawRecord, SourceContext, error_record
 from ptdata.sources.html import extract_main_text
 from ptdata.sources.http import public_url

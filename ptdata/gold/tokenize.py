@@ -1,0 +1,164 @@
+"""Tokenizers: load the configured one, or train ptdata's own byte-level BPE; encode chat segments with their
+loss mask. Pure: no Dagster, no lake.
+
+A conversation is rendered to segments (ptdata/gold/templates.py) and encoded as one string, with the loss mask
+taken from the token offsets: encoding segment by segment and concatenating differs from encoding the rendered
+string wherever a merge spans a boundary (llama3's header ends in "\n\n", and "\n\n" alone is one token where
+"\n\nYou" is two), and the model at inference sees the rendered string. `test_tokenize.py` checks the ids
+against the rendered string, and the trained tokens against the assistant text, for every template on
+multi-turn data with tool calls and non-ASCII text. A record whose content holds a special token's text is
+refused rather than encoded: that text would become the real token.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+# the special tokens of ptdata's own tokenizer: end of text, and those of the built-in chat templates
+EOS = "<|endoftext|>"
+CHAT_SPECIAL_TOKENS = (
+    EOS,
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|begin_of_text|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+    "<|pad|>",
+)
+
+
+def train_bpe(texts: Iterable[str], vocab_size: int) -> Tokenizer:
+    """A byte-level BPE with the chat special tokens, trained on `texts`. Deterministic: the same texts in the
+    same order give the same tokenizer.json (training counts pairs exactly and breaks ties by the pair itself)."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(CHAT_SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        min_frequency=2,
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer)
+    return tok
+
+
+@dataclass(frozen=True)
+class LoadedTokenizer:
+    """A tokenizer with what the templates need of it: its special tokens, end of text, and an HF model folder's
+    own chat template (Jinja source) when it has one."""
+
+    tokenizer: Tokenizer
+    eos: str
+    bos: str | None
+    chat_template: str | None
+
+    @functools.cached_property
+    def special_tokens(self) -> tuple[str, ...]:
+        return tuple(t.content for t in self.tokenizer.get_added_tokens_decoder().values() if t.special)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.get_vocab_size(with_added_tokens=True)
+
+    def token_id(self, text: str) -> int:
+        i = self.tokenizer.token_to_id(text)
+        if i is None:
+            raise ValueError(f"the tokenizer has no token {text!r}")
+        return i
+
+    def sha256(self) -> str:
+        return tokenizer_hash(self.tokenizer)
+
+
+def tokenizer_hash(tok: Tokenizer) -> str:
+    """The SHA-256 of the tokenizer's canonical JSON: what gold partitions record they were built with."""
+    return hashlib.sha256(tok.to_str().encode()).hexdigest()
+
+
+def _token_text(value: object) -> str | None:
+    """A special token as tokenizer_config.json writes it: a string, or {"content": ...}."""
+    if isinstance(value, dict):
+        value = value.get("content")
+    return value if isinstance(value, str) else None
+
+
+def load_tokenizer(path: Path) -> LoadedTokenizer:
+    """A tokenizer.json, or an HF model folder (tokenizer.json plus tokenizer_config.json, whose `eos_token`,
+    `bos_token` and `chat_template` are used)."""
+    folder = path if path.is_dir() else None
+    file = path / "tokenizer.json" if folder else path
+    if not file.is_file():
+        raise ValueError(f"{file}: no tokenizer.json")
+    tok = Tokenizer.from_file(str(file))
+    config: dict = {}
+    if folder and (folder / "tokenizer_config.json").is_file():
+        config = json.loads((folder / "tokenizer_config.json").read_text())
+    template = config.get("chat_template")
+    if isinstance(template, list):  # several named templates: the default one
+        template = next((t["template"] for t in template if t.get("name") == "default"), None)
+    eos = _token_text(config.get("eos_token")) or (EOS if tok.token_to_id(EOS) is not None else None)
+    if eos is None:
+        raise ValueError(f"{path}: no end-of-text token (set eos_token in tokenizer_config.json)")
+    return LoadedTokenizer(tok, eos, _token_text(config.get("bos_token")), template)
+
+
+class Segment(NamedTuple):
+    """A piece of a rendered conversation: template scaffolding or a message's content, trained or not. (A named
+    tuple: templates make several per message, and a tuple is built ~5x faster than a frozen dataclass.)"""
+
+    text: str
+    trained: bool
+    content: bool = False  # a message's content (see special_in_content)
+
+
+def special_in_content(segments: Sequence[Segment], specials: Sequence[str]) -> str | None:
+    """The first special token whose text a message content holds, if any: encoded, that text would become the
+    real token (a user turn could end itself), so such a record is refused rather than encoded."""
+    for s in segments:
+        if s.content:
+            for t in specials:
+                if t in s.text:
+                    return t
+    return None
+
+
+def encode_segments(tok: Tokenizer, records: Sequence[Sequence[Segment]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(input_ids int32, loss_mask int8) per record. Each record's segments are joined and the rendered string is
+    encoded once (one `encode_batch` call for all records), so the ids are exactly those of the rendered
+    string; a token is trained when it starts inside a trained segment (token offsets are in characters)."""
+    texts, spans = [], []
+    for segs in records:
+        pos, trained = 0, []
+        for s in segs:
+            n = len(s.text)
+            if s.trained and n:
+                trained.append((pos, pos + n))
+            pos += n
+        texts.append("".join([s.text for s in segs]))
+        spans.append(trained)
+    out = []
+    for enc, trained in zip(tok.encode_batch(texts, add_special_tokens=False), spans, strict=True):
+        ids = np.asarray(enc.ids, dtype=np.int32)
+        mask = np.zeros(len(ids), dtype=np.int8)
+        for a, b in trained:
+            # the tokens that start inside [a, b): looked up at the span's two ends only, not per token
+            first = enc.char_to_token(a)
+            if first is not None and enc.token_to_chars(first)[0] < a:
+                first += 1  # a token that began before the span (a merge across its start) is not trained
+            last = enc.char_to_token(b - 1)
+            if first is not None and last is not None and first <= last:
+                mask[first : last + 1] = 1
+        out.append((ids, mask))
+    return out

@@ -1,0 +1,373 @@
+"""Releases: a named, pinned set of gold partitions, exported for trainers (as curate.py is for silver).
+
+`<lake>/releases/<name>/`:
+- `manifest.json`: every gold partition in it with its data version (SHA-256 of the file), rows and tokens; the
+  config hash, tokenizer hash and code versions. No wall-clock time, so rebuilding a release from the same
+  partitions gives the same manifest byte for byte.
+- `README.md`: the dataset card: sources and licenses, the funnel from input records to gold, token and length
+  statistics, with histograms (SVG, next to it).
+- `shards/<table>-NNNNN.parquet`: the gold rows in (date, row) order, cut into shards of at most
+  `release.shard_tokens` tokens; `datasets.load_dataset("parquet", data_files=...)` reads them as they are.
+- `megatron/<table>.bin` and `.idx`: packed rows (sft, text) as Megatron-LM's indexed dataset (MMIDIDX version 1),
+  one sequence per packed row, for trainers that read that format.
+- `tokenizer.json`: the tokenizer the rows were built with.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import struct
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - pa.compute
+import pyarrow.parquet as pq
+
+from ptdata.core.config import REGIMES, LoadedConfig, stable_hash
+from ptdata.core.lake import PARQUET_OPTIONS, Lake, TablePartition, parquet_list
+from ptdata.gold.stage import TOKENIZER, TOKENIZER_FILE, TOKENIZER_META, load_lake_tokenizer
+from ptdata.gold.tokenize import LoadedTokenizer
+from ptdata.silver.stage import partition_days
+
+RELEASE_CODE_VERSION = "1"
+# Megatron-LM's MMIDIDX header and dtype codes (megatron/core/datasets/indexed_dataset.py)
+_MEGATRON_MAGIC = b"MMIDIDX\x00\x00"
+_MEGATRON_DTYPES = {np.dtype(np.uint16): 8, np.dtype(np.int32): 4}
+TOKEN_COLUMNS = {
+    "sft": "input_ids",
+    "text": "input_ids",
+    "preference": "chosen_input_ids",
+    "rlvr": "prompt_ids",
+}
+
+
+class ReleaseError(RuntimeError):
+    """A release that cannot be built as asked; the message says why."""
+
+
+def release_folder(lake: Lake, name: str) -> str:
+    return f"{lake.root}/releases/{name}"
+
+
+@dataclass
+class PlannedPartition:
+    table: str
+    date: dt.date
+    path: str
+    data_version: str
+    rows: int
+    tokens: int
+
+
+@dataclass
+class Release:
+    name: str
+    partitions: list[PlannedPartition] = field(default_factory=list)
+    tokenizer_sha256: str = ""
+    tokenizer: LoadedTokenizer | None = None
+
+
+def _tokens(pf: pq.ParquetFile, regime: str) -> int:
+    """Tokens in a gold partition, a row group at a time (packed rows carry their count)."""
+    total = 0
+    for g in range(pf.num_row_groups):
+        if regime in ("sft", "text"):
+            total += int(pa.compute.sum(pf.read_row_group(g, columns=["tokens"]).column(0)).as_py() or 0)
+        else:
+            column = pf.read_row_group(g, columns=[TOKEN_COLUMNS[regime]]).column(0)
+            total += int(pa.compute.sum(pa.compute.list_value_length(column)).as_py() or 0)
+    return total
+
+
+def plan_release(lake: Lake, cfg: LoadedConfig, name: str, dates: list[dt.date] | None) -> Release:
+    """Every materialized gold partition of `dates` (all dates from start_date to today when None)."""
+    if not name or "/" in name or name.startswith("."):
+        raise ReleaseError(f"release name {name!r}: use letters, digits, '-', '_' or '.'")
+    days = dates or partition_days(cfg.pipeline.start_date, dt.date.today() + dt.timedelta(days=1))
+    release = Release(name)
+    shas = set()
+    for regime in REGIMES:
+        for day in days:
+            part = TablePartition("gold", f"gold_{regime}", day)
+            if not lake.exists(part):
+                continue
+            path = lake.path(part)
+            pf = lake.parquet_file(path)
+            shas.add((pf.schema_arrow.metadata or {}).get(TOKENIZER_META, b"").decode())
+            tokens = _tokens(pf, regime)
+            release.partitions.append(
+                PlannedPartition(f"gold_{regime}", day, path, lake.data_version(path), pf.metadata.num_rows, tokens)
+            )
+    if not release.partitions:
+        raise ReleaseError(f"release {name}: no gold partition is materialized for the dates asked")
+    release.tokenizer = load_lake_tokenizer(lake)
+    release.tokenizer_sha256 = release.tokenizer.sha256()
+    if shas != {release.tokenizer_sha256}:
+        raise ReleaseError(
+            f"release {name}: its gold partitions were built with {len(shas)} tokenizer(s), not all the current "
+            "one: re-materialize the stale gold partitions first"
+        )
+    return release
+
+
+class _ShardWriter:
+    """Rows of one table into shards of at most `budget` tokens each."""
+
+    def __init__(self, lake: Lake, out: str, table: str, budget: int) -> None:
+        self.lake, self.out, self.table, self.budget = lake, out, table, budget
+        self.writer: pq.ParquetWriter | None = None
+        self.listed: list[dict[str, Any]] = []
+        self.rows = self.tokens = 0
+
+    def _close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.listed[-1].update(rows=self.rows, tokens=self.tokens)
+            self.writer = None
+
+    def _open(self, schema: pa.Schema) -> None:
+        self._close()
+        name = f"{self.table}-{len(self.listed):05d}.parquet"
+        self.listed.append({"file": f"shards/{name}"})
+        self.lake.fs.makedirs(f"{self.out}/shards", exist_ok=True)
+        self.writer = pq.ParquetWriter(
+            f"{self.out}/shards/{name}", schema, filesystem=self.lake.arrow_fs, **PARQUET_OPTIONS
+        )
+        self.rows = self.tokens = 0
+
+    def write(self, batch: pa.Table, lengths: np.ndarray) -> None:
+        start = 0
+        while start < batch.num_rows:
+            if self.writer is None or (self.rows and self.tokens + lengths[start] > self.budget):
+                self._open(batch.schema)
+            cum = np.cumsum(lengths[start:])
+            # as many rows as fit the budget, and at least one (a row longer than the budget is a shard of its own)
+            take = max(1, int(np.searchsorted(cum, self.budget - self.tokens, side="right")))
+            self.writer.write_table(batch.slice(start, take))
+            self.rows += take
+            self.tokens += int(cum[take - 1])
+            start += take
+
+    def finish(self) -> list[dict[str, Any]]:
+        self._close()
+        return self.listed
+
+
+def _shards(lake: Lake, release: Release, out: str, shard_tokens: int) -> dict[str, list[dict[str, Any]]]:
+    """Each table's rows, in (date, row) order, into shards of at most `shard_tokens` tokens; returns per table
+    the shards' files, rows and tokens."""
+    shards = {}
+    for table in dict.fromkeys(p.table for p in release.partitions):
+        column = TOKEN_COLUMNS[table.removeprefix("gold_")]
+        writer = _ShardWriter(lake, out, table, shard_tokens)
+        for part in (p for p in release.partitions if p.table == table):
+            pf = lake.parquet_file(part.path)
+            for g in range(pf.num_row_groups):
+                batch = pf.read_row_group(g).replace_schema_metadata(None)
+                writer.write(batch, pa.compute.list_value_length(batch.column(column)).to_numpy())
+        shards[table] = writer.finish()
+    return shards
+
+
+def _megatron(lake: Lake, release: Release, out: str, vocab_size: int) -> dict[str, dict[str, Any]]:
+    """Packed rows as Megatron-LM's MMIDIDX indexed dataset: one sequence per row, one document per sequence."""
+    written = {}
+    for table in ("gold_sft", "gold_text"):
+        parts = [p for p in release.partitions if p.table == table]
+        if not parts:
+            continue
+        sizes: list[int] = []
+        # uint16 when every id fits (Megatron's choice for vocabularies under 65,500), else int32
+        dtype = np.dtype(np.uint16 if vocab_size < 65_500 else np.int32)
+        lake.fs.makedirs(f"{out}/megatron", exist_ok=True)
+        with lake.fs.open(f"{out}/megatron/{table}.bin", "wb") as f:
+            for part in parts:
+                pf = lake.parquet_file(part.path)
+                for g in range(pf.num_row_groups):
+                    for row in pf.read_row_group(g, columns=["input_ids"]).column(0).to_pylist():
+                        f.write(np.asarray(row, dtype=dtype).tobytes())
+                        sizes.append(len(row))
+        size = np.asarray(sizes, dtype=np.int32)
+        pointers = np.concatenate([[0], np.cumsum(size.astype(np.int64) * dtype.itemsize)[:-1]]).astype(np.int64)
+        doc_idx = np.arange(len(sizes) + 1, dtype=np.int64)
+        with lake.fs.open(f"{out}/megatron/{table}.idx", "wb") as f:
+            f.write(_MEGATRON_MAGIC)
+            f.write(struct.pack("<Q", 1))
+            f.write(struct.pack("<B", _MEGATRON_DTYPES[dtype]))
+            f.write(struct.pack("<Q", len(sizes)))
+            f.write(struct.pack("<Q", len(doc_idx)))
+            f.write(size.tobytes())
+            f.write(pointers.tobytes())
+            f.write(doc_idx.tobytes())
+        written[table] = {"sequences": len(sizes), "dtype": dtype.name, "tokens": int(size.sum())}
+    return written
+
+
+def read_megatron_index(data: bytes) -> tuple[np.dtype, np.ndarray, np.ndarray]:
+    """(dtype, sizes, pointers) of a Megatron .idx file: what a reader needs to slice the .bin."""
+    if data[:9] != _MEGATRON_MAGIC:
+        raise ValueError("not a Megatron MMIDIDX index")
+    (version,) = struct.unpack("<Q", data[9:17])
+    (code,) = struct.unpack("<B", data[17:18])
+    n, _ = struct.unpack("<QQ", data[18:34])
+    dtype = next(d for d, c in _MEGATRON_DTYPES.items() if c == code)
+    sizes = np.frombuffer(data, dtype=np.int32, count=n, offset=34)
+    pointers = np.frombuffer(data, dtype=np.int64, count=n, offset=34 + 4 * n)
+    return dtype, sizes, pointers
+
+
+def _svg_histogram(values: np.ndarray, title: str, bins: int = 30) -> str:
+    """A histogram as a small, deterministic SVG image (no plotting library needed)."""
+    width, height, pad = 480, 200, 30
+    counts, edges = np.histogram(values, bins=bins) if len(values) else (np.zeros(bins, int), np.arange(bins + 1))
+    top = max(int(counts.max()), 1)
+    bar = (width - 2 * pad) / bins
+    rects = "".join(
+        f'<rect x="{pad + k * bar:.1f}" y="{height - pad - (height - 2 * pad) * c / top:.1f}" width="{bar - 1:.1f}" '
+        f'height="{(height - 2 * pad) * c / top:.1f}" fill="#4a78b0"/>'
+        for k, c in enumerate(counts.tolist())
+    )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
+        f'<text x="{pad}" y="18" font-family="sans-serif" font-size="13">{title}</text>{rects}'
+        f'<text x="{pad}" y="{height - 8}" font-family="sans-serif" font-size="11">{int(edges[0])}</text>'
+        f'<text x="{width - pad}" y="{height - 8}" font-family="sans-serif" font-size="11" text-anchor="end">'
+        f"{int(edges[-1])} tokens</text>"
+        f'<text x="{pad - 4}" y="{pad + 4}" font-family="sans-serif" font-size="11" text-anchor="end">{top}</text></svg>'
+    )
+
+
+def _lengths(lake: Lake, release: Release, table: str) -> np.ndarray:
+    """Tokens per sequence: each packed sequence (seq_lens) of sft and text, each row of the others."""
+    out = []
+    regime = table.removeprefix("gold_")
+    for part in (p for p in release.partitions if p.table == table):
+        if regime in ("sft", "text"):
+            col = lake.parquet_file(part.path).read(columns=["seq_lens"]).column(0)
+            out.append(pa.compute.list_flatten(col).to_numpy())
+        else:
+            col = lake.parquet_file(part.path).read(columns=[TOKEN_COLUMNS[regime]]).column(0)
+            out.append(pa.compute.list_value_length(col).to_numpy())
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+def _card(lake: Lake, cfg: LoadedConfig, release: Release, out: str) -> dict[str, Any]:
+    """Write README.md and the histograms; returns the card's figures (they go in the manifest too)."""
+    days = sorted({p.date for p in release.partitions})
+    tables = sorted({p.table for p in release.partitions})
+    licenses: Counter[tuple[str, str, str]] = Counter()
+    funnel = {}
+    with lake.duckdb() as con:
+        for table in tables:
+            regime = table.removeprefix("gold_")
+            gold = [p.path for p in release.partitions if p.table == table]
+            silver = [lake.path(TablePartition("silver", f"silver_{regime}", d)) for d in days]
+            silver = [p for p in silver if lake.fs.exists(p)]
+            rows = con.sql(
+                f"select s.source, s.license, count(*) from (select unnest(record_ids) as record_id from "
+                f"read_parquet({parquet_list(gold)})) g join read_parquet({parquet_list(silver)}) s using (record_id) group by all"
+            ).fetchall()
+            for source, license_, n in rows:
+                licenses[(regime, source, license_)] += n
+            counts = {}
+            for layer, name in (("bronze", f"bronze_{regime}"), ("silver", f"silver_{regime}")):
+                paths = [lake.path(TablePartition(layer, name, d)) for d in days]
+                paths = [p for p in paths if lake.fs.exists(p)]
+                counts[layer] = (
+                    con.sql(f"select count(*) from read_parquet({parquet_list(paths)})").fetchone()[0] if paths else 0
+                )
+            counts["gold"] = sum(n for (r, _, _), n in licenses.items() if r == regime)
+            funnel[regime] = counts
+    stats, images = {}, []
+    for table in tables:
+        lengths = _lengths(lake, release, table)
+        parts = [p for p in release.partitions if p.table == table]
+        q = np.percentile(lengths, [50, 90, 99]).round().astype(int).tolist() if len(lengths) else [0, 0, 0]
+        stats[table] = {
+            "rows": sum(p.rows for p in parts),
+            "tokens": sum(p.tokens for p in parts),
+            "sequences": len(lengths),
+            "p50": q[0],
+            "p90": q[1],
+            "p99": q[2],
+            "max": int(lengths.max()) if len(lengths) else 0,
+        }
+        image = f"{table}-lengths.svg"
+        lake.write_bytes(f"{out}/{image}", _svg_histogram(lengths, f"{table}: tokens per sequence").encode())
+        images.append((table, image))
+    lines = [
+        f"# {release.name}",
+        "",
+        f"A ptdata release of {len(release.partitions)} gold partitions, {days[0]} to {days[-1]}. Tokenizer SHA-256 "
+        f"`{release.tokenizer_sha256}`, chat template `{cfg.pipeline.tokenizer.chat_template}`, loss on "
+        f"`{cfg.pipeline.tokenizer.loss_on}`, rows of {cfg.pipeline.packing.seq_len} tokens. `manifest.json` pins every "
+        "partition's data version; `shards/` holds the rows as Parquet, `megatron/` the packed rows as .bin/.idx.",
+        "",
+        "## Sources and licenses",
+        "",
+        "| regime | source | license | records |",
+        "|---|---|---|---:|",
+        *(f"| {r} | {s} | {lic} | {n:,} |" for (r, s, lic), n in sorted(licenses.items())),
+        "",
+        "## Funnel (records)",
+        "",
+        "| regime | bronze | silver | gold |",
+        "|---|---:|---:|---:|",
+        *(f"| {r} | {c['bronze']:,} | {c['silver']:,} | {c['gold']:,} |" for r, c in sorted(funnel.items())),
+        "",
+        "## Tokens",
+        "",
+        "| table | rows | tokens | sequences | p50 | p90 | p99 | max |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        *(
+            f"| {t} | {s['rows']:,} | {s['tokens']:,} | {s['sequences']:,} | {s['p50']} | {s['p90']} | {s['p99']} | {s['max']} |"
+            for t, s in stats.items()
+        ),
+        "",
+        *(f"![{t}]({image})" for t, image in images),
+        "",
+    ]
+    lake.write_bytes(f"{out}/README.md", "\n".join(lines).encode())
+    return {
+        "licenses": [
+            {"regime": r, "source": s, "license": lic, "records": n} for (r, s, lic), n in sorted(licenses.items())
+        ],
+        "funnel": funnel,
+        "tokens": stats,
+    }
+
+
+def build_release(
+    lake: Lake, cfg: LoadedConfig, release: Release, out: str, code_versions: dict[str, str]
+) -> dict[str, Any]:
+    """Write the whole release folder (see the module docstring) under `out`; returns the manifest."""
+    shards = _shards(lake, release, out, cfg.pipeline.release.shard_tokens)
+    megatron = _megatron(lake, release, out, release.tokenizer.vocab_size)
+    card = _card(lake, cfg, release, out)
+    lake.write_bytes(f"{out}/tokenizer.json", lake.read_bytes(lake.path(TOKENIZER, TOKENIZER_FILE)))
+    manifest = {
+        "name": release.name,
+        "format": 1,
+        "config_sha": stable_hash(cfg.pipeline),
+        "tokenizer_sha256": release.tokenizer_sha256,
+        "code_versions": dict(sorted(code_versions.items())),
+        "partitions": [
+            {
+                "table": p.table,
+                "date": p.date.isoformat(),
+                "data_version": p.data_version,
+                "rows": p.rows,
+                "tokens": p.tokens,
+            }
+            for p in release.partitions
+        ],
+        "shards": shards,
+        "megatron": megatron,
+        **card,
+    }
+    lake.write_bytes(f"{out}/manifest.json", json.dumps(manifest, indent=2, sort_keys=True).encode())
+    return manifest
