@@ -1,4 +1,4 @@
-"""The `ptdata` command: demo, materialize, status, size, validate-config (CONTRACT.md section 6)."""
+"""The `ptdata` command: demo, materialize, status, size, validate-config (README.md, Commands)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ptdata.core.config import BUNDLED_DEMO_CONFIG, REGIMES, ConfigError, Settings, load_config
+from ptdata.core import catalog
+from ptdata.core.config import BUNDLED_DEMO_CONFIG, ConfigError, Settings, load_config
+from ptdata.core.regimes import regime as regime_spec
+from ptdata.core.regimes import regime_names
 
 # Runs launched from the UI, a schedule or a sensor wait in Dagster's run queue: one at a time per partition, so a
 # second run for a day waits for the first instead of stopping at its partition locks (ptdata/locks.py).
@@ -267,48 +270,44 @@ def print_summary(settings: Settings, dates: Sequence[dt.date]) -> None:
     days = [d.isoformat() for d in dates]
     con = duckdb.connect()
 
-    def count(table: str) -> int:
+    def count(table: catalog.Table) -> int:
         return con.execute(
-            f"select count(*) from read_parquet('{lake}/{table}/**/*.parquet', hive_partitioning=true)"
+            f"select count(*) from read_parquet('{lake}/{table.relpath}/**/*.parquet', hive_partitioning=true)"
             " where cast(date as varchar) in (select unnest(?))",
             [days],
         ).fetchone()[0]
 
-    def reasons(table: str, regime: str) -> list[tuple[str, int]]:
+    def reasons(table: catalog.Table, regime: str) -> list[tuple[str, int]]:
         return con.execute(
-            f"select reason, count(*) from read_parquet('{lake}/{table}/**/*.parquet', hive_partitioning=true)"
+            f"select reason, count(*) from read_parquet('{lake}/{table.relpath}/**/*.parquet', hive_partitioning=true)"
             " where regime = ? and cast(date as varchar) in (select unnest(?)) group by reason order by 2 desc, 1",
             [regime, days],
         ).fetchall()
 
-    for layer, inputs, aside, label in (
-        ("bronze", "input records", "bronze/bronze_quarantine", "quarantined"),
-        ("silver", "bronze records", "silver/silver_rejections", "rejected"),
+    for layer, records, inputs, aside, label in (
+        ("bronze", catalog.bronze, "input records", catalog.BRONZE_QUARANTINE, "quarantined"),
+        ("silver", catalog.silver, "bronze records", catalog.SILVER_REJECTIONS, "rejected"),
     ):
         print(f"\n{layer} (in = {inputs} = {layer} + {label}):")
-        for regime in REGIMES:
-            out = count(f"{layer}/{layer}_{regime}")
+        for regime in regime_names():
+            out = count(records(regime))
             why = reasons(aside, regime)
             n = sum(c for _, c in why)
             listed = ", ".join(f"{r} {c}" for r, c in why) or "none"
             print(f"  {regime:<11} in {out + n:>6}  out {out:>6}  {label} {n:>4}: {listed}")
     print("\ngold (in = silver records = records in gold rows + rejected):")
-    for regime in REGIMES:
-        table = f"read_parquet('{lake}/gold/gold_{regime}/**/*.parquet', hive_partitioning=true)"
-        tokens = (
-            "input_ids"
-            if regime in ("sft", "text")
-            else {"preference": "chosen_input_ids", "rlvr": "prompt_ids"}[regime]
-        )
+    for regime in regime_names():
+        table = f"read_parquet('{lake}/{catalog.gold(regime).relpath}/**/*.parquet', hive_partitioning=true)"
+        tokens = catalog.token_column(regime)
         rows, records, n_tokens = con.execute(
             f"select count(*), coalesce(sum(len(record_ids)), 0), coalesce(sum(len({tokens})), 0) from {table}"
             " where cast(date as varchar) in (select unnest(?))",
             [days],
         ).fetchone()
-        why = reasons("gold/gold_rejections", regime)
+        why = reasons(catalog.GOLD_REJECTIONS, regime)
         n = sum(c for _, c in why)
         listed = ", ".join(f"{r} {c}" for r, c in why) or "none"
-        packed = f", {n_tokens / (rows * seq_len):.1%} of capacity" if regime in ("sft", "text") and rows else ""
+        packed = f", {n_tokens / (rows * seq_len):.1%} of capacity" if regime_spec(regime).packs and rows else ""
         print(
             f"  {regime:<11} in {records + n:>6}  out {records:>6}  rejected {n:>4}: {listed}; "
             f"{rows:,} rows, {n_tokens:,} tokens{packed}"

@@ -5,9 +5,9 @@ import datetime as dt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ptdata.bronze.audits import QUARANTINE_PANDERA, bronze_pandera_schema, duplicate_ids, validate_file
-from ptdata.core.catalog import QUARANTINE_SCHEMA, bronze_schema
+from ptdata.core.catalog import QUARANTINE_PANDERA, QUARANTINE_SCHEMA, bronze_schema, record_pandera
 from ptdata.core.lake import Lake
+from ptdata.core.validate import duplicate_ids, validate_file
 
 D = dt.date(2026, 11, 2)
 
@@ -34,17 +34,17 @@ def _write(tmp_path, rows, schema=None):
 
 def test_valid_partition_passes(tmp_path):
     out = validate_file(
-        Lake(str(tmp_path)), _write(tmp_path, [_row(i) for i in range(5)]), bronze_pandera_schema("sft", ["chat"], D)
+        Lake(str(tmp_path)), _write(tmp_path, [_row(i) for i in range(5)]), record_pandera("bronze", "sft", ["chat"], D)
     )
     assert out.passed and out.metadata["rows"] == 5
 
 
 def test_bad_role_wrong_date_and_unknown_source_fail(tmp_path):
-    schema = bronze_pandera_schema("sft", ["other"], D)
+    schema = record_pandera("bronze", "sft", ["other"], D)
     out = validate_file(Lake(str(tmp_path)), _write(tmp_path, [_row(1, role="wizard")]), schema)
     assert not out.passed and out.description.startswith("bronze_sft:")
     bad_date = {**_row(2), "date": dt.date(2026, 11, 3)}
-    out = validate_file(Lake(str(tmp_path)), _write(tmp_path, [bad_date]), bronze_pandera_schema("sft", ["chat"], D))
+    out = validate_file(Lake(str(tmp_path)), _write(tmp_path, [bad_date]), record_pandera("bronze", "sft", ["chat"], D))
     assert not out.passed
 
 
@@ -52,7 +52,7 @@ def test_duplicate_record_ids_across_row_groups(tmp_path):
     rows = [_row(1), _row(2), _row(3, rid=f"{1:032x}"), _row(4, rid=f"{1:032x}")]
     path = _write(tmp_path, rows)
     assert duplicate_ids(Lake(str(tmp_path)), path) == 2
-    out = validate_file(Lake(str(tmp_path)), path, bronze_pandera_schema("sft", ["chat"], D))
+    out = validate_file(Lake(str(tmp_path)), path, record_pandera("bronze", "sft", ["chat"], D))
     assert not out.passed and "2 duplicate record_id values" in out.metadata["failures"]
 
 

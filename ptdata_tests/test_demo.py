@@ -155,7 +155,7 @@ def test_silver_holds_redacted_text_and_no_raw_pii(demo_home):
 
 
 def test_demo_days_newest_first_then_oldest_first_give_the_same_silver(demo_home, tmp_path):
-    """DESIGN principle 5. Newest first, each day's silver sees only what is there (and warns); re-materializing
+    """ARCHITECTURE.md, principle 5. Newest first, each day's silver sees only what is there (and warns); re-materializing
     oldest first, as the staleness asks, gives byte for byte the silver of one run in date order."""
     import dagster as dg
 

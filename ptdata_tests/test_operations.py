@@ -13,8 +13,9 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from ptdata.core.config import REGIMES, Settings
+from ptdata.core.config import Settings
 from ptdata.core.locks import partition_locks
+from ptdata.core.regimes import regime_names
 from ptdata_tests.conftest import Reply, landing, run
 
 D = "2026-11-02"
@@ -132,11 +133,11 @@ def test_a_second_writer_of_a_partition_stops_and_names_the_holder(make_home, in
 DAY = "2026-11-01"
 KILLED_SELECTION = "group:bronze or group:silver"
 COMPARED = [
-    *(f"bronze/bronze_{r}" for r in REGIMES),
-    *(f"bronze/bronze_quarantine/regime={r}" for r in REGIMES),
+    *(f"bronze/bronze_{r}" for r in regime_names()),
+    *(f"bronze/bronze_quarantine/regime={r}" for r in regime_names()),
     "silver/dedup_signatures",
-    *(f"silver/silver_{r}" for r in REGIMES),
-    *(f"silver/silver_rejections/regime={r}" for r in REGIMES),
+    *(f"silver/silver_{r}" for r in regime_names()),
+    *(f"silver/silver_rejections/regime={r}" for r in regime_names()),
 ]
 
 
@@ -233,5 +234,5 @@ def test_runs_of_different_partitions_proceed_in_parallel(tmp_path):
     outs = [p.communicate(timeout=600)[0].decode() for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], outs
     for d in days:
-        for r in REGIMES:
+        for r in regime_names():
             assert (home / "lake" / "bronze" / f"bronze_{r}" / f"date={d}" / "part-0.parquet").exists()

@@ -12,8 +12,9 @@ import pyarrow as pa
 import xxhash
 
 from ptdata.bronze.shapes import ShapeError, to_canonical
-from ptdata.core.catalog import QUARANTINE_SCHEMA, RAW_LIMIT, REGIME_COLUMNS, bronze_schema
+from ptdata.core.catalog import QUARANTINE_SCHEMA, RAW_LIMIT, bronze_schema
 from ptdata.core.config import SourceConfig
+from ptdata.core.regimes import regime as regime_spec
 from ptdata.sources.base import RawRecord
 
 
@@ -52,7 +53,7 @@ class BronzeBatcher:
         self.date = date
         self.batch_rows = batch_rows
         self.schema = bronze_schema(regime)
-        self.regime_columns = [name for name, _ in REGIME_COLUMNS[regime]]
+        self.regime_columns = regime_spec(regime).column_names
         self._rows: dict[str, list] = {f.name: [] for f in self.schema}
         self._quarantine: dict[str, list] = {f.name: [] for f in QUARANTINE_SCHEMA}
 

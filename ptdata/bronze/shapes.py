@@ -1,6 +1,6 @@
 """Input shapes → canonical records (schema on read).
 
-A shape maps one parsed input object to the columns of its regime (CONTRACT.md section 5):
+A shape maps one parsed input object to the columns of its regime (ARCHITECTURE.md, the lake):
 sft → messages; preference → prompt, chosen, rejected; rlvr → prompt, answer, verifier, verifier_args;
 text → text. Messages are lists of {"role", "content"} with roles system, user, assistant, tool.
 Fields the shape does not use are returned as `meta`, so nothing in the input is lost.
@@ -10,9 +10,13 @@ A record that does not fit raises ShapeError with a reason code and a detail nam
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+from ptdata.core.regimes import regime as regime_spec
 
 Message = dict[str, str]
 
@@ -32,12 +36,6 @@ ROLES = {
     "function": "tool",
     "ipython": "tool",
     "observation": "tool",
-}
-SHAPES_BY_REGIME: dict[str, tuple[str, ...]] = {
-    "sft": ("messages", "sharegpt", "alpaca", "prompt_response"),
-    "preference": ("hh", "preference"),
-    "rlvr": ("rlvr",),
-    "text": ("text",),
 }
 _PROMPT_KEYS = ("prompt", "query", "question")
 _RESPONSE_KEYS = ("response", "completion", "answer", "output")
@@ -163,36 +161,39 @@ def _first_key(d: dict[str, Any], keys: tuple[str, ...]) -> str | None:
     return next((k for k in keys if k in d), None)
 
 
-def _sft(d: dict[str, Any], shape: str) -> tuple[dict[str, Any], set[str]]:
-    if shape == "messages":
-        key = "messages" if "messages" in d else "conversation"
-        msgs = _openai_messages(d.get(key), key)
-        used = {key}
-    elif shape == "sharegpt":
-        key = "conversations" if "conversations" in d else "conversation"
-        msgs = _sharegpt_messages(d.get(key), key)
-        used = {key}
-    elif shape == "alpaca":
-        instruction = _need_str(d.get("instruction"), "instruction")
-        extra = d.get("input") or ""
-        user = f"{instruction}\n\n{_need_str(extra, 'input')}" if extra else instruction
-        msgs = [
-            {"role": "user", "content": user},
-            {"role": "assistant", "content": _need_str(d.get("output"), "output")},
-        ]
-        used = {"instruction", "input", "output"}
-    else:  # prompt_response
-        pk, rk = _first_key(d, _PROMPT_KEYS), _first_key(d, _RESPONSE_KEYS)
-        if pk is None or rk is None:
-            raise ShapeError(
-                "missing_field", f"prompt_response needs one of {_PROMPT_KEYS} and one of {_RESPONSE_KEYS}"
-            )
-        msgs = _as_messages(d[pk], pk, "user") + _as_messages(d[rk], rk, "assistant")
-        used = {pk, rk}
-    if shape in ("alpaca", "prompt_response") and d.get("system"):
-        msgs = [{"role": "system", "content": _need_str(d["system"], "system")}, *msgs]
-        used.add("system")
+def _messages(d: dict[str, Any], _: str | None) -> tuple[dict[str, Any], set[str]]:
+    key = "messages" if "messages" in d else "conversation"
+    return {"messages": _openai_messages(d.get(key), key)}, {key}
+
+
+def _sharegpt(d: dict[str, Any], _: str | None) -> tuple[dict[str, Any], set[str]]:
+    key = "conversations" if "conversations" in d else "conversation"
+    return {"messages": _sharegpt_messages(d.get(key), key)}, {key}
+
+
+def _with_system(d: dict[str, Any], msgs: list[Message], used: set[str]) -> tuple[dict[str, Any], set[str]]:
+    """A single-turn pair with the record's `system` prompt, when it has one, as the first turn."""
+    if d.get("system"):
+        return {"messages": [{"role": "system", "content": _need_str(d["system"], "system")}, *msgs]}, used | {"system"}
     return {"messages": msgs}, used
+
+
+def _alpaca(d: dict[str, Any], _: str | None) -> tuple[dict[str, Any], set[str]]:
+    instruction = _need_str(d.get("instruction"), "instruction")
+    extra = d.get("input") or ""
+    user = f"{instruction}\n\n{_need_str(extra, 'input')}" if extra else instruction
+    msgs = [
+        {"role": "user", "content": user},
+        {"role": "assistant", "content": _need_str(d.get("output"), "output")},
+    ]
+    return _with_system(d, msgs, {"instruction", "input", "output"})
+
+
+def _prompt_response(d: dict[str, Any], _: str | None) -> tuple[dict[str, Any], set[str]]:
+    pk, rk = _first_key(d, _PROMPT_KEYS), _first_key(d, _RESPONSE_KEYS)
+    if pk is None or rk is None:
+        raise ShapeError("missing_field", f"prompt_response needs one of {_PROMPT_KEYS} and one of {_RESPONSE_KEYS}")
+    return _with_system(d, _as_messages(d[pk], pk, "user") + _as_messages(d[rk], rk, "assistant"), {pk, rk})
 
 
 def _hh_turns(s: Any, where: str) -> list[Message]:
@@ -216,17 +217,24 @@ def _split_common_prefix(a: list[Message], b: list[Message]) -> tuple[list[Messa
     return a[:n], a[n:], b[n:]
 
 
-def _preference(d: dict[str, Any], shape: str) -> tuple[dict[str, Any], set[str]]:
+def _pair_keys(d: dict[str, Any]) -> None:
     for k in ("chosen", "rejected"):
         if k not in d:
             raise ShapeError("missing_field", k)
-    if shape == "hh":
-        prompt, chosen, rejected = _split_common_prefix(
-            _hh_turns(d["chosen"], "chosen"), _hh_turns(d["rejected"], "rejected")
-        )
-        if not prompt:
-            raise ShapeError("hh_parse", "chosen and rejected share no prompt turns")
-        return {"prompt": prompt, "chosen": chosen, "rejected": rejected}, {"chosen", "rejected"}
+
+
+def _hh(d: dict[str, Any], _: str | None) -> tuple[dict[str, Any], set[str]]:
+    _pair_keys(d)
+    prompt, chosen, rejected = _split_common_prefix(
+        _hh_turns(d["chosen"], "chosen"), _hh_turns(d["rejected"], "rejected")
+    )
+    if not prompt:
+        raise ShapeError("hh_parse", "chosen and rejected share no prompt turns")
+    return {"prompt": prompt, "chosen": chosen, "rejected": rejected}, {"chosen", "rejected"}
+
+
+def _preference(d: dict[str, Any], _: str | None) -> tuple[dict[str, Any], set[str]]:
+    _pair_keys(d)
     chosen = _as_messages(d["chosen"], "chosen", "assistant")
     rejected = _as_messages(d["rejected"], "rejected", "assistant")
     pk = _first_key(d, _PROMPT_KEYS)
@@ -272,36 +280,73 @@ def _rlvr(d: dict[str, Any], default_verifier: str | None) -> tuple[dict[str, An
     return cols, {pk, ak, "verifier", "verifier_args"}
 
 
-def _text(d: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+def _text(d: dict[str, Any], _: str | None) -> tuple[dict[str, Any], set[str]]:
     k = _first_key(d, _TEXT_KEYS)
     if k is None:
         raise ShapeError("missing_field", f"text needs one of {_TEXT_KEYS}")
     return {"text": _need_str(d[k], k)}, {k}
 
 
+def _is_hh(d: dict[str, Any]) -> bool:
+    c, r = d.get("chosen"), d.get("rejected")
+    return (
+        isinstance(c, str)
+        and isinstance(r, str)
+        and "\n\nHuman:" in "\n\n" + c.lstrip("\n")
+        and "Assistant:" in c
+        and _first_key(d, _PROMPT_KEYS) is None
+    )
+
+
+@dataclass(frozen=True)
+class Shape:
+    """An input layout: whether `shape: auto` takes a record for it, and its mapping to the regime's columns
+    (the columns, and the input fields it used; the others go to `meta`)."""
+
+    name: str
+    detects: Callable[[dict[str, Any]], bool]
+    to_columns: Callable[[dict[str, Any], str | None], tuple[dict[str, Any], set[str]]]
+
+
+_SHAPES: dict[str, Shape] = {}
+
+
+def register_shape(shape: Shape) -> Shape:
+    if shape.name in _SHAPES:
+        raise ValueError(f"shape {shape.name!r} is registered already")
+    _SHAPES[shape.name] = shape
+    return shape
+
+
+for _shape in (
+    Shape(
+        "messages",
+        lambda d: "messages" in d or "conversation" in d and isinstance(d["conversation"], list) and _looks_openai(d),
+        _messages,
+    ),
+    Shape("sharegpt", lambda d: "conversations" in d, _sharegpt),
+    Shape("alpaca", lambda d: "instruction" in d and "output" in d, _alpaca),
+    Shape(
+        "prompt_response",
+        lambda d: bool(_first_key(d, _PROMPT_KEYS) and _first_key(d, _RESPONSE_KEYS)),
+        _prompt_response,
+    ),
+    Shape("hh", _is_hh, _hh),
+    Shape("preference", lambda d: "chosen" in d and "rejected" in d, _preference),
+    Shape("rlvr", lambda d: True, _rlvr),
+    Shape("text", lambda d: True, _text),
+):
+    register_shape(_shape)
+
+
 def detect_shape(d: dict[str, Any], regime: str) -> str:
-    if regime == "sft":
-        if "messages" in d or "conversation" in d and isinstance(d["conversation"], list) and _looks_openai(d):
-            return "messages"
-        if "conversations" in d:
-            return "sharegpt"
-        if "instruction" in d and "output" in d:
-            return "alpaca"
-        if _first_key(d, _PROMPT_KEYS) and _first_key(d, _RESPONSE_KEYS):
-            return "prompt_response"
-    elif regime == "preference":
-        c, r = d.get("chosen"), d.get("rejected")
-        if isinstance(c, str) and isinstance(r, str) and "\n\nHuman:" in "\n\n" + c.lstrip("\n") and "Assistant:" in c:
-            if _first_key(d, _PROMPT_KEYS) is None:
-                return "hh"
-        if "chosen" in d and "rejected" in d:
-            return "preference"
-    elif regime == "rlvr":
-        return "rlvr"
-    elif regime == "text":
-        return "text"
+    """The first of the regime's shapes (in its order) that takes the record."""
+    names = regime_spec(regime).shapes
+    for name in names:
+        if _SHAPES[name].detects(d):
+            return name
     keys = ", ".join(sorted(d)[:12])
-    raise ShapeError("unknown_shape", f"no {regime} shape ({', '.join(SHAPES_BY_REGIME[regime])}) fits keys [{keys}]")
+    raise ShapeError("unknown_shape", f"no {regime} shape ({', '.join(names)}) fits keys [{keys}]")
 
 
 def _looks_openai(d: dict[str, Any]) -> bool:
@@ -334,16 +379,9 @@ def to_canonical(
         raise ShapeError("not_an_object", f"a JSON {_type_name(payload)} is not a record")
     d = apply_field_map(payload, shape) if isinstance(shape, dict) else payload
     name = detect_shape(d, regime) if isinstance(shape, dict) or shape == "auto" else shape
-    if name not in SHAPES_BY_REGIME[regime]:
+    if name not in regime_spec(regime).shapes:
         raise ShapeError("unknown_shape", f"shape {name!r} does not fit regime {regime!r}")
-    if regime == "sft":
-        cols, used = _sft(d, name)
-    elif regime == "preference":
-        cols, used = _preference(d, name)
-    elif regime == "rlvr":
-        cols, used = _rlvr(d, default_verifier)
-    else:
-        cols, used = _text(d)
+    cols, used = _SHAPES[name].to_columns(d, default_verifier)
     key = d.get("id")
     source_key = None if key is None else (key if isinstance(key, str) else orjson.dumps(key).decode())
     meta = {k: v for k, v in d.items() if k not in used and k != "id"}

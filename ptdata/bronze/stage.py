@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ptdata.bronze.records import BronzeBatcher, SourceStats, bronze_batches
+from ptdata.core import catalog
 from ptdata.core.catalog import QUARANTINE_SCHEMA, bronze_schema
 from ptdata.core.config import LoadedConfig
 from ptdata.core.lake import Lake, TablePartition
@@ -46,8 +47,8 @@ def stage_bronze(
     cfg: LoadedConfig, lake: Lake, landing: Path, regime: str, date: dt.date, stage_id: str
 ) -> StagedBronze:
     """Read all sources of `regime` for `date` into staged bronze and quarantine files."""
-    bronze = TablePartition("bronze", f"bronze_{regime}", date)
-    quarantine = TablePartition("bronze", "bronze_quarantine", date, regime)
+    bronze = catalog.bronze(regime).part(date)
+    quarantine = catalog.BRONZE_QUARANTINE.part(date, regime)
     staged = StagedBronze(
         regime=regime,
         date=date,

@@ -1,10 +1,25 @@
-"""Arrow schemas of the lake tables (CONTRACT.md section 5), in their column order."""
+"""The table catalog: every lake table once, with its layer, Arrow schema, pandera schema and partitioning.
+
+Paths, asset keys, the SQL models' `ref()` and the schema gates are all derived from here (ARCHITECTURE.md). A
+table is hive-partitioned by day (`<lake>/<layer>/<table>/date=D/part-0.parquet`) unless it is unpartitioned; a
+table several assets write (the quarantine and rejection tables) has one more level, `regime=R`, so that each
+asset owns its files. Record tables (bronze_<regime>, silver_<regime>) take their columns from the regime
+registry (ptdata/core/regimes.py), so a registered regime has its tables without another line here.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandera.polars as pdp
+import polars as pl
 import pyarrow as pa
 
-MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+from ptdata.core.lake import Lake, TablePartition
+from ptdata.core.regimes import MESSAGES, regime_names
+from ptdata.core.regimes import regime as regime_spec
 
 COMMON = [
     ("record_id", pa.string()),
@@ -15,18 +30,12 @@ COMMON = [
     ("date", pa.date32()),
     ("content_hash", pa.string()),
 ]
-REGIME_COLUMNS: dict[str, list[tuple[str, pa.DataType]]] = {
-    "sft": [("messages", MESSAGES)],
-    "preference": [("prompt", MESSAGES), ("chosen", MESSAGES), ("rejected", MESSAGES)],
-    "rlvr": [("prompt", MESSAGES), ("answer", pa.string()), ("verifier", pa.string()), ("verifier_args", pa.string())],
-    "text": [("text", pa.string())],
-}
 # fields of the input that the shape did not use, as a JSON object (null when there were none)
 META = ("meta", pa.string())
 
 
 def bronze_schema(regime: str) -> pa.Schema:
-    return pa.schema([*COMMON, *REGIME_COLUMNS[regime], META])
+    return pa.schema([*COMMON, *regime_spec(regime).columns, META])
 
 
 QUARANTINE_SCHEMA = pa.schema(
@@ -69,7 +78,7 @@ SILVER_EXTRA = [("lang", pa.string()), ("quality_score", pa.float64())]
 
 
 def silver_schema(regime: str) -> pa.Schema:
-    return pa.schema([*COMMON, *REGIME_COLUMNS[regime], *SILVER_EXTRA])
+    return pa.schema([*COMMON, *regime_spec(regime).columns, *SILVER_EXTRA])
 
 
 REJECTIONS_SCHEMA = pa.schema(
@@ -86,7 +95,7 @@ REJECTIONS_SCHEMA = pa.schema(
     ]
 )
 
-# gold_sft, gold_text: packed rows (CONTRACT.md section 5)
+# the gold tables of regimes that pack (sft, text): packed rows
 GOLD_PACKED_SCHEMA = pa.schema(
     [
         ("input_ids", pa.list_(pa.int32())),
@@ -113,17 +122,32 @@ GOLD_PREFERENCE_SCHEMA = pa.schema(
         ("prompt_tokens", pa.int32()),
     ]
 )
-GOLD_RLVR_SCHEMA = pa.schema(
-    [
-        ("record_id", pa.string()),
-        ("record_ids", pa.list_(pa.string())),
-        ("date", pa.date32()),
-        ("prompt_ids", pa.list_(pa.int32())),  # the prompt rendered with the generation prompt
-        ("answer", pa.string()),
-        ("verifier", pa.string()),
-        ("verifier_args", pa.string()),
-    ]
-)
+# the prompt layout (rlvr): one prompt a row, rendered with the generation prompt, and the regime's other columns
+# (answer, verifier, verifier_args) for whoever scores the completions
+_PROMPT_ROW = [
+    ("record_id", pa.string()),
+    ("record_ids", pa.list_(pa.string())),
+    ("date", pa.date32()),
+    ("prompt_ids", pa.list_(pa.int32())),
+]
+
+
+def gold_schema(regime: str) -> pa.Schema:
+    """The gold table's schema, by the regime's gold layout."""
+    spec = regime_spec(regime)
+    if spec.packs:
+        return GOLD_PACKED_SCHEMA
+    if spec.gold_layout == "pair":
+        return GOLD_PREFERENCE_SCHEMA
+    return pa.schema([*_PROMPT_ROW, *((n, t) for n, t in spec.columns if n not in spec.message_fields)])
+
+
+def token_column(regime: str) -> str:
+    """The column of a gold row whose length is its tokens (the release's shards and statistics)."""
+    layout = regime_spec(regime).gold_layout
+    return {"chat": "input_ids", "document": "input_ids", "pair": "chosen_input_ids", "prompt": "prompt_ids"}[layout]
+
+
 GOLD_REJECTIONS_SCHEMA = pa.schema(
     [
         ("record_id", pa.string()),
@@ -134,3 +158,231 @@ GOLD_REJECTIONS_SCHEMA = pa.schema(
         ("detail", pa.string()),
     ]
 )
+
+STAGE_RUNS_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("asset", pa.string()),
+        ("first_partition", pa.date32()),
+        ("last_partition", pa.date32()),
+        ("partitions", pa.int32()),
+        ("started_at", pa.timestamp("us", tz="UTC")),
+        ("seconds", pa.float64()),
+        ("cpu_seconds", pa.float64()),
+        ("records_in", pa.int64()),
+        ("rows_out", pa.int64()),
+        ("tokens", pa.int64()),
+        ("usd", pa.float64()),
+        ("usd_per_core_hour", pa.float64()),
+    ]
+)
+# word n-grams of the registered eval sets (the configured n is in the file's schema metadata)
+EVAL_INDEX_SCHEMA = pa.schema(
+    [
+        ("ngram_hash", pa.uint64()),
+        ("ngram_len", pa.int32()),
+        ("eval_set", pa.string()),
+        ("item_id", pa.string()),
+        ("ngram_text", pa.string()),
+    ]
+)
+
+# ------------------------------------------------------------------------------------------------ pandera
+
+HEX32 = r"^[0-9a-f]{32}$"
+CANONICAL_ROLES = ["system", "user", "assistant", "tool"]
+REJECTION_REASON = r"^(exact_dup|near_dup|contaminated|quality:[a-z_]+)$"
+GOLD_REJECTION_REASONS = ["too_long", "prompt_too_long", "no_trained_tokens", "special_token_in_content"]
+_MESSAGES_DTYPE = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
+_COLUMN_CHECKS = {"non_empty": pdp.Check.str_length(min_value=1), "json_object": pdp.Check.str_startswith("{")}
+
+
+def _valid_messages(data: pdp.PolarsData) -> pl.LazyFrame:
+    col = pl.col(data.key)
+    return data.lazyframe.select(
+        (col.list.len() > 0)
+        & col.list.eval(pl.element().struct.field("role").is_in(CANONICAL_ROLES)).list.all()
+        & col.list.eval(pl.element().struct.field("content").is_not_null()).list.all()
+    )
+
+
+def _messages_column() -> pdp.Column:
+    return pdp.Column(
+        _MESSAGES_DTYPE,
+        checks=pdp.Check(_valid_messages, error="messages must be non-empty with roles system/user/assistant/tool"),
+        nullable=False,
+    )
+
+
+def record_pandera(layer: str, regime: str, sources: Sequence[str], date: dt.date) -> pdp.DataFrameSchema:
+    """The schema of a bronze_<regime> or silver_<regime> partition of `date` from `sources`: silver has no `meta`
+    (unused input fields, never redacted) and has the language and quality score silver measured."""
+    spec = regime_spec(regime)
+    columns: dict[str, pdp.Column] = {
+        "record_id": pdp.Column(pl.String, pdp.Check.str_matches(HEX32), nullable=False),
+        "source": pdp.Column(pl.String, pdp.Check.isin(list(sources)), nullable=False),
+        "source_uri": pdp.Column(pl.String, pdp.Check.str_length(min_value=1), nullable=False),
+        "source_key": pdp.Column(pl.String, nullable=True),
+        "license": pdp.Column(pl.String, pdp.Check.str_length(min_value=1), nullable=False),
+        "date": pdp.Column(pl.Date, pdp.Check.eq(date), nullable=False),
+        "content_hash": pdp.Column(pl.String, pdp.Check.str_matches(HEX32), nullable=False),
+    }
+    for name, kind in spec.columns:
+        if kind == MESSAGES:
+            columns[name] = _messages_column()
+        else:
+            check = spec.column_checks.get(name)
+            columns[name] = pdp.Column(pl.String, _COLUMN_CHECKS[check] if check else None, nullable=False)
+    if layer == "silver":
+        columns["lang"] = pdp.Column(pl.String, pdp.Check.str_matches(r"^([a-z]{2,3}|und)$"), nullable=False)
+        columns["quality_score"] = pdp.Column(pl.Float64, pdp.Check.in_range(0.0, 1.0), nullable=False)
+    else:
+        columns["meta"] = pdp.Column(pl.String, pdp.Check.str_startswith("{"), nullable=True)
+    return pdp.DataFrameSchema(columns, strict=True, ordered=True, name=f"{layer}_{regime}")
+
+
+QUARANTINE_PANDERA = pdp.DataFrameSchema(
+    {
+        "record_id": pdp.Column(pl.String, pdp.Check.str_matches(HEX32), nullable=False),
+        "source": pdp.Column(pl.String, nullable=False),
+        "source_uri": pdp.Column(pl.String, nullable=False),
+        "regime": pdp.Column(pl.String, nullable=False),
+        "date": pdp.Column(pl.Date, nullable=False),
+        "reason": pdp.Column(pl.String, pdp.Check.str_matches(r"^[a-z0-9_]+$"), nullable=False),
+        "error": pdp.Column(pl.String, nullable=False),
+        "raw": pdp.Column(pl.String, pdp.Check.str_length(max_value=4 * RAW_LIMIT), nullable=True),
+    },
+    strict=True,
+    ordered=True,
+    name="bronze_quarantine",
+)
+REJECTIONS_PANDERA = pdp.DataFrameSchema(
+    {
+        "record_id": pdp.Column(pl.String, pdp.Check.str_matches(HEX32), nullable=False),
+        "source": pdp.Column(pl.String, nullable=False),
+        "source_uri": pdp.Column(pl.String, nullable=False),
+        "regime": pdp.Column(pl.String, nullable=False),
+        "date": pdp.Column(pl.Date, nullable=False),
+        "reason": pdp.Column(pl.String, pdp.Check.str_matches(REJECTION_REASON), nullable=False),
+        "detail": pdp.Column(pl.String, nullable=True),
+        "dup_of": pdp.Column(pl.String, pdp.Check.str_matches(HEX32), nullable=True),
+        "eval_set": pdp.Column(pl.String, nullable=True),
+    },
+    checks=[
+        # a duplicate names the record it lost to; nothing else does
+        pdp.Check(
+            lambda d: d.lazyframe.select(
+                pl.col("reason").is_in(["exact_dup", "near_dup"]) == pl.col("dup_of").is_not_null()
+            ),
+            error="dup_of is set exactly for exact_dup and near_dup rows",
+        ),
+        pdp.Check(
+            lambda d: d.lazyframe.select((pl.col("reason") == "contaminated") == pl.col("eval_set").is_not_null()),
+            error="eval_set is set exactly for contaminated rows",
+        ),
+    ],
+    strict=True,
+    ordered=True,
+    name="silver_rejections",
+)
+GOLD_REJECTIONS_PANDERA = pdp.DataFrameSchema(
+    {
+        "record_id": pdp.Column(pl.String, pdp.Check.str_matches(HEX32), nullable=False),
+        "source": pdp.Column(pl.String, nullable=False),
+        "regime": pdp.Column(pl.String, nullable=False),
+        "date": pdp.Column(pl.Date, nullable=False),
+        "reason": pdp.Column(pl.String, pdp.Check.isin(GOLD_REJECTION_REASONS)),
+        "detail": pdp.Column(pl.String, nullable=True),
+    },
+    strict=True,
+    ordered=True,
+    name="gold_rejections",
+)
+
+# ------------------------------------------------------------------------------------------------ tables
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    layer: str
+    # None: not a Parquet table (the tokenizer's files), or one whose columns its query decides (a SQL model)
+    schema: pa.Schema | None
+    partitioned: bool = True  # daily, `date=D`
+    by_regime: bool = False  # one `regime=R` part per writing asset below the date
+    pandera: pdp.DataFrameSchema | None = None  # record tables: record_pandera, which needs sources and date
+
+    @property
+    def relpath(self) -> str:
+        return f"{self.layer}/{self.name}"
+
+    def url(self, lake: Lake) -> str:
+        """The table's folder, as metadata shows it."""
+        return f"{lake.url}/{self.relpath}"
+
+    def part(self, date: dt.date | None = None, regime: str | None = None) -> TablePartition:
+        """The partition (of `date`, and of `regime` for a table by regime) whose files one writer owns."""
+        if self.partitioned != (date is not None) or self.by_regime != (regime is not None):
+            raise ValueError(
+                f"{self.name}: a partition is named by {'a date' if self.partitioned else 'no date'}"
+                f"{' and a regime' if self.by_regime else ''}"
+            )
+        return TablePartition(self.layer, self.name, date, regime)
+
+
+BRONZE_QUARANTINE = Table("bronze_quarantine", "bronze", QUARANTINE_SCHEMA, by_regime=True, pandera=QUARANTINE_PANDERA)
+DEDUP_SIGNATURES = Table("dedup_signatures", "silver", DEDUP_SIGNATURES_SCHEMA, by_regime=True)
+EVAL_INDEX = Table("eval_index", "silver", EVAL_INDEX_SCHEMA, partitioned=False)
+SILVER_REJECTIONS = Table("silver_rejections", "silver", REJECTIONS_SCHEMA, by_regime=True, pandera=REJECTIONS_PANDERA)
+TOKENIZER = Table("tokenizer", "gold", None, partitioned=False)
+GOLD_REJECTIONS = Table(
+    "gold_rejections", "gold", GOLD_REJECTIONS_SCHEMA, by_regime=True, pandera=GOLD_REJECTIONS_PANDERA
+)
+STAGE_RUNS = Table("stage_runs", "ops", STAGE_RUNS_SCHEMA, partitioned=False)
+
+
+def release_folder(lake: Lake, name: str) -> str:
+    """Where the release `name` is published: a folder of files, not a table (ptdata/release/build.py)."""
+    return f"{lake.root}/releases/{name}"
+
+
+def bronze(regime: str) -> Table:
+    return Table(f"bronze_{regime}", "bronze", bronze_schema(regime))
+
+
+def silver(regime: str) -> Table:
+    return Table(f"silver_{regime}", "silver", silver_schema(regime))
+
+
+def gold(regime: str) -> Table:
+    return Table(f"gold_{regime}", "gold", gold_schema(regime))
+
+
+def mart(name: str, partitioned: bool) -> Table:
+    """A SQL model's table (dbt_like_sql/<name>.sql): its columns are its query's."""
+    return Table(name, "marts", None, partitioned=partitioned)
+
+
+def tables() -> list[Table]:
+    """Every lake table but the marts, layer by layer."""
+    names = regime_names()
+    return [
+        *(bronze(r) for r in names),
+        BRONZE_QUARANTINE,
+        EVAL_INDEX,
+        DEDUP_SIGNATURES,
+        *(silver(r) for r in names),
+        SILVER_REJECTIONS,
+        TOKENIZER,
+        *(gold(r) for r in names),
+        GOLD_REJECTIONS,
+        STAGE_RUNS,
+    ]
+
+
+def table(name: str) -> Table:
+    """The lake table `name`; a KeyError when there is none."""
+    for t in tables():
+        if t.name == name:
+            return t
+    raise KeyError(name)

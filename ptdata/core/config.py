@@ -1,4 +1,4 @@
-"""The pipeline config file (CONTRACT.md section 3) and the environment (section 2).
+"""The pipeline config file and the environment (README.md, Environment and config).
 
 Typed with pydantic; every error names the key's path (`sources[2].kind`) and, for a choice, the allowed
 values. `${VAR}` and `${VAR:-default}` are replaced from the environment before validation, so secrets stay
@@ -21,13 +21,11 @@ import yaml
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ptdata.bronze.shapes import SHAPES_BY_REGIME
+from ptdata.core.regimes import allowed_names, regime_names
+from ptdata.core.regimes import regime as regime_spec
 from ptdata.silver.pii import Allowlist
 from ptdata.silver.quality import QualityRules
 
-REGIMES: tuple[str, ...] = ("sft", "preference", "rlvr", "text")
-Regime = Literal["sft", "preference", "rlvr", "text"]
-ShapeName = Literal["auto", "messages", "sharegpt", "alpaca", "prompt_response", "hh", "preference", "rlvr", "text"]
 BUNDLED_DEMO_CONFIG = Path(__file__).parents[1] / "demo" / "ptdata.yaml"
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -43,8 +41,8 @@ class _Strict(BaseModel):
 
 class _SourceBase(_Strict):
     name: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")]
-    regime: Regime
-    shape: ShapeName | dict[str, str] = "auto"
+    regime: str  # a registered regime (ptdata/core/regimes.py)
+    shape: str | dict[str, str] = "auto"  # auto, one of the regime's shapes, or a field map
     license: str = "unknown"
     # rlvr: the verifier used when a record names none (e.g. "math", "exact", "code_tests")
     verifier: str | None = None
@@ -60,6 +58,13 @@ class _SourceBase(_Strict):
     def quality_rules(self) -> QualityRules:
         return QualityRules.for_regime(self.regime, self.quality, self.allowed_languages)
 
+    @field_validator("regime")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        if v not in regime_names():
+            raise ValueError(f"Input should be {allowed_names()}")
+        return v
+
     @field_validator("pii_allowlist")
     @classmethod
     def _valid_allowlist(cls, v: dict[str, Any]) -> dict[str, Any]:
@@ -68,8 +73,9 @@ class _SourceBase(_Strict):
 
     @model_validator(mode="after")
     def _shape_fits_regime(self) -> _SourceBase:
-        if isinstance(self.shape, str) and self.shape != "auto" and self.shape not in SHAPES_BY_REGIME[self.regime]:
-            allowed = ["auto", *SHAPES_BY_REGIME[self.regime], "a field map"]
+        shapes = regime_spec(self.regime).shapes
+        if isinstance(self.shape, str) and self.shape != "auto" and self.shape not in shapes:
+            allowed = ["auto", *shapes, "a field map"]
             raise ValueError(f"shape {self.shape!r} does not fit regime {self.regime!r}; use one of {allowed}")
         try:
             self.quality_rules()
@@ -153,8 +159,16 @@ class DedupConfig(_Strict):
     ngram: Annotated[int, Field(ge=1, le=64)] = 5
     num_perm: Annotated[int, Field(ge=16, le=1024)] = 128
     threshold: Annotated[float, Field(gt=0, lt=1)] = 0.8
-    # the columns each regime is deduplicated on, when not ptdata.silver.dedup.DEDUP_TEXT's defaults
-    fields: dict[Regime, list[str]] = {}
+    # the columns each regime is deduplicated on, when not the regime's dedup_fields (ptdata/core/regimes.py)
+    fields: dict[str, list[str]] = {}
+
+    @field_validator("fields")
+    @classmethod
+    def _regimes(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name in v:
+            if name not in regime_names():
+                raise ValueError(f"{name!r}: a key of dedup.fields should be {allowed_names()}")
+        return v
 
 
 class DecontamConfig(_Strict):
@@ -176,7 +190,7 @@ class PackingConfig(_Strict):
     seq_len: Annotated[int, Field(ge=16)] = 4096
     # a record longer than seq_len: dropped (gold_rejections, too_long), or cut to seq_len keeping what it trains
     # (a conversation loses its oldest context, a document its end); a cut record stays in its row, named in the
-    # row's `truncated` column (CONTRACT.md: a silver record is in a row or in gold_rejections, not both)
+    # row's `truncated` column (ARCHITECTURE.md, the lake: a silver record is in a row or in gold_rejections, not both)
     overlong: Literal["drop", "truncate"] = "drop"
     # real tokens / capacity over a partition's rows, its least filled row left out: below this, not published
     min_efficiency: Annotated[float, Field(ge=0, le=1)] = 0.98
@@ -389,7 +403,7 @@ def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
 
 @dataclass(frozen=True)
 class Settings:
-    """The environment of CONTRACT.md section 2, resolved once."""
+    """The environment (PTDATA_HOME, PTDATA_CONFIG, PTDATA_LAKE, PTDATA_ENGINE), resolved once."""
 
     home: Path
     config_path: Path
@@ -425,6 +439,6 @@ class Settings:
         lake = env.get("PTDATA_LAKE") or str(home / "lake")
         engine = env.get("PTDATA_ENGINE") or "local"
         if engine != "local":
-            # the Ray engine is planned (DESIGN principle 7) but not in this version: say so rather than ignore it
+            # the Ray engine is planned but not in this version: say so rather than ignore it
             raise ConfigError(f"PTDATA_ENGINE: this version runs only 'local', got {engine!r}")
         return cls(home=home, config_path=config_path, lake=lake, engine=engine)

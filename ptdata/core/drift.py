@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 from ptdata.core.config import MonitoringConfig
 from ptdata.core.lake import Lake
 from ptdata.core.outcome import Outcome
+from ptdata.core.regimes import regime as regime_spec
 
 # the smallest change of each statistic worth a warning, whatever the window: without it a window of identical
 # days (a rate of exactly 0, say) would flag the first record that differs
@@ -32,13 +33,6 @@ FLOORS: dict[str, float] = {
     "dup_rate": 0.02,
     "pii_per_record": 0.05,
     "contaminated": 3.0,
-}
-# the text columns of each regime whose length is the record's length
-TEXT_COLUMNS = {
-    "sft": ("messages",),
-    "preference": ("prompt", "chosen", "rejected"),
-    "rlvr": ("prompt", "answer"),
-    "text": ("text",),
 }
 
 
@@ -66,7 +60,7 @@ def mean_chars(lake: Lake, path: str, regime: str) -> float:
     pf = lake.parquet_file(path)
     total, rows = 0, pf.metadata.num_rows
     for g in range(pf.num_row_groups):
-        batch = pf.read_row_group(g, columns=list(TEXT_COLUMNS[regime]))
+        batch = pf.read_row_group(g, columns=list(regime_spec(regime).text_fields))
         for column in batch.columns:
             total += _chars(column)
     return total / rows if rows else 0.0

@@ -62,7 +62,11 @@ class Lake:
     def staged_path(self, part: TablePartition, stage_id: str, name: str = PART_FILE) -> str:
         """Where a writer stages a partition. `stage_id` names the writer (run and asset): writers that run at
         once never share a staging folder, so one cleaning up cannot pull a folder from under another."""
-        return f"{self.root}/_staging/{stage_id}/{part.relpath}/{name}"
+        return f"{self.staging(stage_id)}/{part.relpath}/{name}"
+
+    def staging(self, stage_id: str, url: bool = False) -> str:
+        """The staging folder of one writer (see staged_path); as a URL for metadata with `url`."""
+        return f"{self.url if url else self.root}/_staging/{stage_id}"
 
     def exists(self, part: TablePartition, name: str = PART_FILE) -> bool:
         return self.fs.exists(self.path(part, name))

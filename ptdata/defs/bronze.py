@@ -9,9 +9,10 @@ from collections import Counter
 
 import dagster as dg
 
-from ptdata.bronze.audits import QUARANTINE_PANDERA, audit_staged
+from ptdata.bronze.audits import audit_staged
 from ptdata.bronze.stage import StagedBronze, stage_bronze
-from ptdata.core.catalog import QUARANTINE_SCHEMA, bronze_schema
+from ptdata.core import catalog
+from ptdata.core.catalog import bronze_schema
 from ptdata.core.config import LoadedConfig, stable_hash
 from ptdata.core.drift import drift_outcomes, mean_chars, write_stats
 from ptdata.core.lake import Lake
@@ -58,7 +59,7 @@ def _metadata(staged: list[StagedBronze], versions: dict[str, str], lake: Lake, 
         "mb_per_s": round(nbytes / 1e6 / figures["seconds"], 2) if figures["seconds"] else 0.0,
         "data_versions": versions,
         "notes": [f"{st.date}: {n}" for st in staged for n in st.notes][:50],
-        "path": dg.MetadataValue.path(f"{lake.url}/bronze/{table}"),
+        "path": dg.MetadataValue.path(catalog.table(table).url(lake)),
     }
 
 
@@ -156,12 +157,8 @@ def _publish_or_fail(
 
 def bronze_quarantine_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     return regime_parts_asset(
-        "bronze_quarantine",
-        "bronze",
-        "bronze",
+        catalog.BRONZE_QUARANTINE,
         partitions,
-        QUARANTINE_SCHEMA,
-        QUARANTINE_PANDERA,
         BRONZE_CODE_VERSION,
         "Every input record that could not be read or mapped, with its reason and the raw input.",
     )

@@ -59,7 +59,7 @@ def report_audits(
 ) -> Iterator[dg.AssetCheckResult]:
     """Yield one check result per check over the run's partitions (ERROR for `blocking`, WARN for `warnings`),
     then raise dg.Failure naming the first failed blocking audit: the asset publishes nothing, and the run fails
-    with that one-line reason (DESIGN principle 3). Returns normally when every blocking audit passed."""
+    with that one-line reason (ARCHITECTURE.md, principle 3). Returns normally when every blocking audit passed."""
     for check in blocking:
         yield check_result(name, check, [(d, a[check]) for d, a in audits])
     for check in warnings:

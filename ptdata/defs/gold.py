@@ -6,9 +6,11 @@ from collections import Counter
 
 import dagster as dg
 
-from ptdata.core.catalog import GOLD_REJECTIONS_SCHEMA
-from ptdata.core.config import REGIMES, LoadedConfig, stable_hash
+from ptdata.core import catalog
+from ptdata.core.config import LoadedConfig, stable_hash
 from ptdata.core.lake import Lake
+from ptdata.core.regimes import regime as regime_spec
+from ptdata.core.regimes import regime_names
 from ptdata.defs.factory import (
     SINGLE_RUN,
     Writer,
@@ -20,7 +22,7 @@ from ptdata.defs.factory import (
 )
 from ptdata.defs.parts import regime_parts_asset
 from ptdata.defs.resources import PtdataResource
-from ptdata.gold.audits import GOLD_CHECKS, GOLD_REJECTIONS_PANDERA, audit_staged
+from ptdata.gold.audits import GOLD_CHECKS, audit_staged
 from ptdata.gold.stage import (
     GOLD_CODE_VERSION,
     GOLD_SCHEMAS,
@@ -47,7 +49,7 @@ def tokenizer_asset(cfg: LoadedConfig) -> dg.AssetsDefinition:
         code_version=stable_hash(settings),
         backfill_policy=SINGLE_RUN,
         # ptdata's own tokenizer is trained on silver text the first time: silver must come first
-        deps=[f"silver_{r}" for r in REGIMES] if trained else [],
+        deps=[f"silver_{r}" for r in regime_names()] if trained else [],
         kinds={"huggingface"},
         description="The tokenizer every gold table is built with: the configured one, or a byte-level BPE "
         "ptdata trains once on silver text. gold/tokenizer/tokenizer.json, loadable with Tokenizer.from_file.",
@@ -105,7 +107,7 @@ def gold_asset(regime: str, partitions: dg.PartitionsDefinition, cfg: LoadedConf
     name = f"gold_{regime}"
     p = cfg.pipeline
     version = f"{GOLD_CODE_VERSION}-{stable_hash([p.packing, p.tokenizer.chat_template, p.tokenizer.loss_on])}"
-    packed = regime in ("sft", "text")
+    packed = regime_spec(regime).packs
 
     @dg.asset(
         name=name,
@@ -139,7 +141,7 @@ def gold_asset(regime: str, partitions: dg.PartitionsDefinition, cfg: LoadedConf
             except (GoldInputError, ValueError) as e:
                 raise dg.Failure(description=str(e)) from None
             audits: list[tuple] = [(st.date, audit_staged(lake, cfg, st, tok)) for st in staged]
-            yield from report_audits(name, audits, GOLD_CHECKS, staged_at=f"{lake.url}/_staging/{writer.stage_id}")
+            yield from report_audits(name, audits, GOLD_CHECKS, staged_at=lake.staging(writer.stage_id, url=True))
             versions = {}
             for st in staged:
                 lake.publish(st.rejections_staged, st.rejections)
@@ -181,18 +183,14 @@ def _gold_metadata(
         **figures,
         "tokens_per_s": round(tokens / figures["seconds"], 1) if figures["seconds"] else 0.0,
         "data_versions": versions,
-        "path": dg.MetadataValue.path(f"{lake.url}/gold/{name}"),
+        "path": dg.MetadataValue.path(catalog.table(name).url(lake)),
     }
 
 
 def gold_rejections_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     return regime_parts_asset(
-        "gold_rejections",
-        "gold",
-        "gold",
+        catalog.GOLD_REJECTIONS,
         partitions,
-        GOLD_REJECTIONS_SCHEMA,
-        GOLD_REJECTIONS_PANDERA,
         GOLD_CODE_VERSION,
         "Every silver record gold could not use (too long for seq_len, a prompt over max_prompt_tokens), with why.",
     )

@@ -6,7 +6,8 @@ import warnings
 
 import dagster as dg
 
-from ptdata.core.config import REGIMES, Settings
+from ptdata.core.config import Settings
+from ptdata.core.regimes import regime_names
 from ptdata.defs.automation import daily_schedule, landing_sensor, pipeline_job, run_failure_alert
 from ptdata.defs.bronze import bronze_asset, bronze_quarantine_asset
 from ptdata.defs.factory import daily_partitions
@@ -30,14 +31,14 @@ def build_definitions(
         # backfill_policy is marked beta in 1.13; single-run backfills are what `--partition-range` needs
         warnings.simplefilter("ignore", dg.BetaWarning)
         assets = [
-            *(bronze_asset(r, partitions, cfg) for r in REGIMES),
+            *(bronze_asset(r, partitions, cfg) for r in regime_names()),
             bronze_quarantine_asset(partitions),
             eval_index_asset(cfg),
             dedup_signatures_asset(partitions, cfg),
-            *(silver_asset(r, partitions, cfg) for r in REGIMES),
+            *(silver_asset(r, partitions, cfg) for r in regime_names()),
             silver_rejections_asset(partitions),
             tokenizer_asset(cfg),
-            *(gold_asset(r, partitions, cfg) for r in REGIMES),
+            *(gold_asset(r, partitions, cfg) for r in regime_names()),
             gold_rejections_asset(partitions),
             release_asset(cfg),
             *(sql_model_asset(m, partitions) for m in models),

@@ -5,33 +5,24 @@ what the table holds."""
 from collections import Counter
 
 import dagster as dg
-import pandera.polars as pa_polars
-import pyarrow as pa
 
-from ptdata.bronze.audits import validate_file
-from ptdata.core.config import REGIMES
-from ptdata.core.lake import TablePartition
+from ptdata.core.catalog import Table
 from ptdata.core.outcome import Outcome
+from ptdata.core.regimes import regime_names
+from ptdata.core.validate import validate_file
 from ptdata.defs.factory import SINGLE_RUN, check_result, column_schema, combined_version, partition_dates
 from ptdata.defs.resources import PtdataResource
 
 
 def regime_parts_asset(
-    table: str,
-    layer: str,
-    writer_prefix: str,
-    partitions: dg.PartitionsDefinition,
-    schema: pa.Schema,
-    pandera: pa_polars.DataFrameSchema,
-    code_version: str,
-    description: str,
+    table: Table, partitions: dg.PartitionsDefinition, code_version: str, description: str
 ) -> dg.AssetsDefinition:
-    """The asset of `<layer>/<table>`, whose `regime=R` parts the `<writer_prefix>_<R>` assets write."""
-    writers = [f"{writer_prefix}_{r}" for r in REGIMES]
+    """The asset of a table by regime, whose `regime=R` parts the `<layer>_<R>` assets write."""
+    writers = [f"{table.layer}_{r}" for r in regime_names()]
 
     @dg.asset(
-        name=table,
-        group_name=layer,
+        name=table.name,
+        group_name=table.layer,
         partitions_def=partitions,
         backfill_policy=SINGLE_RUN,
         code_version=code_version,
@@ -39,7 +30,9 @@ def regime_parts_asset(
         kinds={"parquet"},
         description=description,
         check_specs=[
-            dg.AssetCheckSpec("schema", asset=table, blocking=True, description="every regime's part present and valid")
+            dg.AssetCheckSpec(
+                "schema", asset=table.name, blocking=True, description="every regime's part present and valid"
+            )
         ],
     )
     def _parts(context: dg.AssetExecutionContext, ptdata: PtdataResource):  # noqa: ANN202 - events
@@ -50,14 +43,12 @@ def regime_parts_asset(
         by_source: Counter[str] = Counter()
         for date in partition_dates(context):
             problems, rows = [], 0
-            for regime in REGIMES:
-                part = TablePartition(layer, table, date, regime)
+            for regime in regime_names():
+                part = table.part(date, regime)
                 if not lake.exists(part):
-                    problems.append(
-                        f"no part for regime {regime} (is {writer_prefix}_{regime} materialized for {date}?)"
-                    )
+                    problems.append(f"no part for regime {regime} (is {table.layer}_{regime} materialized for {date}?)")
                     continue
-                out = validate_file(lake, lake.path(part), pandera)
+                out = validate_file(lake, lake.path(part), table.pandera)
                 problems += out.metadata["failures"]
                 rows += out.metadata["rows"]
                 versions[f"{date}/{regime}"] = lake.data_version(lake.path(part))
@@ -65,20 +56,20 @@ def regime_parts_asset(
                 by_reason.update(t.column("reason").to_pylist())
                 by_source.update(t.column("source").to_pylist())
                 by_regime[regime] += t.num_rows
-            desc = f"{table} {date}: {problems[0]}" if problems else ""
+            desc = f"{table.name} {date}: {problems[0]}" if problems else ""
             audits.append((date, Outcome("schema", not problems, {"rows": rows, "problems": problems[:5]}, desc)))
-        result = check_result(table, "schema", audits)
+        result = check_result(table.name, "schema", audits)
         yield result
         if not result.passed:
             raise dg.Failure(description=result.description)
         yield dg.MaterializeResult(
             metadata={
                 "dagster/row_count": sum(by_regime.values()),
-                "dagster/column_schema": column_schema(schema),
+                "dagster/column_schema": column_schema(table.schema),
                 "by_reason": dict(sorted(by_reason.items())),
                 "by_regime": dict(sorted(by_regime.items())),
                 "by_source": dict(sorted(by_source.items())),
-                "path": dg.MetadataValue.path(f"{lake.url}/{layer}/{table}"),
+                "path": dg.MetadataValue.path(table.url(lake)),
             },
             data_version=dg.DataVersion(combined_version(versions)),
         )

@@ -7,8 +7,10 @@ import shutil
 import dagster as dg
 import pyarrow.parquet as pq
 
-from ptdata.core.config import REGIMES, LoadedConfig
+from ptdata.core import catalog
+from ptdata.core.config import LoadedConfig
 from ptdata.core.lake import Lake
+from ptdata.core.regimes import regime_names
 from ptdata.defs.factory import exclusive_write
 from ptdata.defs.resources import PtdataResource
 from ptdata.gold.stage import GOLD_CODE_VERSION, TOKENIZER_CODE_VERSION
@@ -36,7 +38,7 @@ def _audit(lake: Lake, manifest: dict, out: str) -> list[str]:
     """The release folder read back against its manifest."""
     problems = []
     for p in manifest["partitions"]:
-        path = f"{lake.root}/gold/{p['table']}/date={p['date']}/part-0.parquet"
+        path = lake.path(catalog.table(p["table"]).part(dt.date.fromisoformat(p["date"])))
         if lake.data_version(path) != p["data_version"]:
             problems.append(f"{p['table']} {p['date']} changed while the release was built")
     for table, shards in manifest["shards"].items():
@@ -77,7 +79,7 @@ def release_asset(cfg: LoadedConfig) -> dg.AssetsDefinition:
         code_version=RELEASE_CODE_VERSION,
         # `--partition-range` needs a single-run policy on every selected asset, unpartitioned ones included
         backfill_policy=dg.BackfillPolicy.single_run(),
-        deps=[*(f"gold_{r}" for r in REGIMES), "tokenizer"],
+        deps=[*(f"gold_{r}" for r in regime_names()), "tokenizer"],
         kinds={"parquet"},
         description="A named release of gold partitions: manifest (data versions, config and tokenizer hashes, "
         "code versions), dataset card, Parquet shards and Megatron .bin/.idx, under <lake>/releases/<name>/.",
@@ -95,7 +97,7 @@ def release_asset(cfg: LoadedConfig) -> dg.AssetsDefinition:
                 release = plan_release(lake, cfg, name, dates)
             except (ReleaseError, ValueError) as e:
                 raise dg.Failure(description=str(e)) from None
-            out = f"{lake.root}/_staging/{writer.stage_id}/releases/{name}"
+            out = f"{lake.staging(writer.stage_id)}/releases/{name}"
             manifest = build_release(lake, cfg, release, out, CODE_VERSIONS)
             problems = _audit(lake, manifest, out)
             yield dg.AssetCheckResult(
@@ -107,7 +109,7 @@ def release_asset(cfg: LoadedConfig) -> dg.AssetsDefinition:
             )
             if problems:
                 raise dg.Failure(description=f"release {name} not published: {problems[0]}")
-            final = f"{lake.root}/releases/{name}"
+            final = catalog.release_folder(lake, name)
             _publish_folder(lake, out, final)
             yield dg.MaterializeResult(
                 metadata={

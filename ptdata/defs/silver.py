@@ -10,11 +10,17 @@ from collections import Counter
 
 import dagster as dg
 
-from ptdata.core.catalog import DEDUP_SIGNATURES_SCHEMA, REJECTIONS_SCHEMA, silver_schema
-from ptdata.core.config import REGIMES, LoadedConfig, stable_hash
+from ptdata.core import catalog
+from ptdata.core.catalog import (
+    DEDUP_SIGNATURES_SCHEMA,
+    EVAL_INDEX_SCHEMA,
+    silver_schema,
+)
+from ptdata.core.config import LoadedConfig, stable_hash
 from ptdata.core.drift import drift_outcomes, write_stats
-from ptdata.core.lake import Lake, TablePartition
+from ptdata.core.lake import Lake
 from ptdata.core.outcome import Outcome
+from ptdata.core.regimes import regime_names
 from ptdata.defs.factory import (
     SINGLE_RUN,
     Writer,
@@ -27,8 +33,8 @@ from ptdata.defs.factory import (
 )
 from ptdata.defs.parts import regime_parts_asset
 from ptdata.defs.resources import PtdataResource
-from ptdata.silver.audits import REJECTIONS_PANDERA, SILVER_CHECKS, audit_staged
-from ptdata.silver.decontam import INDEX_SCHEMA, EvalIndex
+from ptdata.silver.audits import SILVER_CHECKS, audit_staged
+from ptdata.silver.decontam import EvalIndex
 from ptdata.silver.dedup import lsh_bands
 from ptdata.silver.eval_sets import load_eval_items
 from ptdata.silver.stage import (
@@ -101,13 +107,13 @@ def eval_index_asset(cfg: LoadedConfig) -> dg.AssetsDefinition:
             if problems:
                 raise dg.Failure(description=f"eval_index not published: {problems[0]}")
             staged = lake.staged_path(EVAL_INDEX, writer.stage_id)
-            with lake.parquet_writer(staged, INDEX_SCHEMA.with_metadata(table.schema.metadata)) as w:
+            with lake.parquet_writer(staged, EVAL_INDEX_SCHEMA.with_metadata(table.schema.metadata)) as w:
                 w.write_table(table)
             version = lake.data_version(lake.publish(staged, EVAL_INDEX))
             yield dg.MaterializeResult(
                 metadata={
                     "dagster/row_count": table.num_rows,
-                    "dagster/column_schema": column_schema(INDEX_SCHEMA),
+                    "dagster/column_schema": column_schema(EVAL_INDEX_SCHEMA),
                     "ngram": cfg.pipeline.decontam.ngram,
                     "items_per_set": per_set,
                     **writer.figures(sum(per_set.values())),
@@ -123,7 +129,7 @@ def dedup_signatures_asset(partitions: dg.PartitionsDefinition, cfg: LoadedConfi
     """Per partition and regime, what silver needs of every bronze record to dedup later partitions against it:
     exact key, MinHash band keys, and whether it may survive (quality, contamination), with its language and
     quality score. The persistent index that makes silver's dedup global."""
-    version = stable_hash([signatures_version(cfg, r) for r in REGIMES])
+    version = stable_hash([signatures_version(cfg, r) for r in regime_names()])
 
     @dg.asset(
         name="dedup_signatures",
@@ -131,7 +137,7 @@ def dedup_signatures_asset(partitions: dg.PartitionsDefinition, cfg: LoadedConfi
         partitions_def=partitions,
         backfill_policy=SINGLE_RUN,
         code_version=version,
-        deps=[*(f"bronze_{r}" for r in REGIMES), "eval_index"],
+        deps=[*(f"bronze_{r}" for r in regime_names()), "eval_index"],
         kinds={"parquet", "numpy"},
         description="Per bronze record: exact key and MinHash LSH band keys of its normalized, redacted text, its "
         "quality verdict, contamination and language.",
@@ -152,12 +158,12 @@ def dedup_signatures_asset(partitions: dg.PartitionsDefinition, cfg: LoadedConfi
             staged, audits, counts = [], [], {}
             for date in partition_dates(context):
                 problems = []
-                for regime in REGIMES:
-                    source_part = TablePartition("bronze", f"bronze_{regime}", date)
+                for regime in regime_names():
+                    source_part = catalog.bronze(regime).part(date)
                     if not lake.exists(source_part):
                         problems.append(f"bronze_{regime} {date} is not materialized")
                         continue
-                    part = TablePartition("silver", "dedup_signatures", date, regime)
+                    part = catalog.DEDUP_SIGNATURES.part(date, regime)
                     path = lake.staged_path(part, writer.stage_id)
                     n = stage_signatures(lake, cfg, regime, date, path, index)
                     expected = lake.parquet_file(lake.path(source_part)).metadata.num_rows
@@ -184,7 +190,7 @@ def dedup_signatures_asset(partitions: dg.PartitionsDefinition, cfg: LoadedConfi
                     "bands": bands,
                     "rows_per_band": rows,
                     **writer.figures(total),
-                    "path": dg.MetadataValue.path(f"{lake.url}/silver/dedup_signatures"),
+                    "path": dg.MetadataValue.path(catalog.DEDUP_SIGNATURES.url(lake)),
                 },
                 data_version=dg.DataVersion(combined_version(versions)),
             )
@@ -260,7 +266,7 @@ def silver_asset(regime: str, partitions: dg.PartitionsDefinition, cfg: LoadedCo
             for _, audit in audits:
                 if not audit["complete_history"].passed:
                     context.log.warning(audit["complete_history"].description)
-            kept = f"{lake.url}/_staging/{writer.stage_id}"
+            kept = lake.staging(writer.stage_id, url=True)
             yield from report_audits(name, audits, SILVER_CHECKS, ("complete_history", "drift"), kept)
             versions = {}
             for st in staged:
@@ -327,18 +333,14 @@ def _silver_metadata(
         },
         **writer.figures(bronze),
         "data_versions": versions,
-        "path": dg.MetadataValue.path(f"{lake.url}/silver/{name}"),
+        "path": dg.MetadataValue.path(catalog.table(name).url(lake)),
     }
 
 
 def silver_rejections_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     return regime_parts_asset(
-        "silver_rejections",
-        "silver",
-        "silver",
+        catalog.SILVER_REJECTIONS,
         partitions,
-        REJECTIONS_SCHEMA,
-        REJECTIONS_PANDERA,
         SILVER_CODE_VERSION,
         "Every bronze record silver did not keep: its reason, the kept record a duplicate lost to, the eval set "
         "a contaminated one matched.",

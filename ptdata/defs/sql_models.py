@@ -1,4 +1,4 @@
-"""SQL models (CONTRACT.md section 7): each `dbt_like_sql/<name>.sql` is an asset `<name>` in the `marts` group.
+"""SQL models: each `dbt_like_sql/<name>.sql` is an asset `<name>` in the `marts` group.
 
 - `{{ ref('table') }}` reads a lake table (`bronze_sft`, `silver_rejections`, `gold_text`, `stage_runs`, ...), another
   model, or `release` (every release's manifest, a row per released gold partition: release, table, date,
@@ -19,7 +19,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from ptdata.core.lake import Lake, TablePartition
+from ptdata.core import catalog
+from ptdata.core.lake import Lake
 from ptdata.defs.factory import SINGLE_RUN, column_schema, combined_version, exclusive_write, partition_dates
 from ptdata.defs.resources import PtdataResource
 
@@ -27,15 +28,11 @@ SQL_DIR = Path(__file__).resolve().parents[2] / "dbt_like_sql"
 _REF = re.compile(r"\{\{\s*ref\(\s*['\"]([A-Za-z0-9_]+)['\"]\s*\)\s*\}\}")
 _PARTITION_DATE = re.compile(r"\{\{\s*partition_date\s*\}\}")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-# where each lake table lives (CONTRACT.md section 5)
-LAYERS = {
-    **{f"bronze_{r}": "bronze" for r in ("sft", "preference", "rlvr", "text", "quarantine")},
-    **{f"silver_{r}": "silver" for r in ("sft", "preference", "rlvr", "text", "rejections")},
-    **{f"gold_{r}": "gold" for r in ("sft", "preference", "rlvr", "text", "rejections")},
-    "dedup_signatures": "silver",
-    "eval_index": "silver",
-    "stage_runs": "ops",
-}
+
+
+def _lake_tables() -> dict[str, catalog.Table]:
+    """The Parquet tables of the catalog a model may ref (the tokenizer's files are not one)."""
+    return {t.name: t for t in catalog.tables() if t.schema is not None}
 
 
 @dataclass(frozen=True)
@@ -58,12 +55,13 @@ def load_models(folder: Path = SQL_DIR) -> list[SqlModel]:
     files = sorted(folder.glob("*.sql")) if folder.is_dir() else []
     models = [SqlModel(f.stem, f.read_text(), tuple(dict.fromkeys(_REF.findall(f.read_text())))) for f in files]
     names = {m.name for m in models}
+    tables = _lake_tables()
     for m in models:
         if not _NAME.match(m.name):
             raise ValueError(f"{m.name}.sql: a model name is lower case letters, digits and _")
-        if m.name in LAYERS or m.name == "release":
+        if m.name in tables or m.name == "release":
             raise ValueError(f"{m.name}.sql: the name of a lake table; choose another")
-        unknown = [r for r in m.refs if r not in LAYERS and r not in names and r != "release"]
+        unknown = [r for r in m.refs if r not in tables and r not in names and r != "release"]
         if unknown:
             raise ValueError(f"{m.name}.sql: ref to {unknown}, which is neither a lake table nor a model")
     return models
@@ -82,16 +80,18 @@ def models_reading(models: Sequence[SqlModel], table: str) -> set[str]:
 def render(model: SqlModel, lake: Lake, date: str | None) -> str:
     """The model's SQL with each ref replaced by a read of its files and partition_date by a DATE literal."""
 
+    tables = _lake_tables()
+
     def table(match: re.Match[str]) -> str:
         name = match.group(1)
         if name == "release":
             # the manifests, one row per (release, gold partition): a fixed schema whatever the tables released
             return (
                 f"(select name as release, unnest(partitions, recursive := true) "
-                f"from read_json('{lake.root}/releases/*/manifest.json', format = 'auto'))"
+                f"from read_json('{catalog.release_folder(lake, '*')}/manifest.json', format = 'auto'))"
             )
-        layer = LAYERS.get(name, "marts")
-        return f"read_parquet('{lake.root}/{layer}/{name}/**/*.parquet', hive_partitioning=true, union_by_name=true)"
+        relpath = tables[name].relpath if name in tables else catalog.mart(name, False).relpath
+        return f"read_parquet('{lake.root}/{relpath}/**/*.parquet', hive_partitioning=true, union_by_name=true)"
 
     sql = _REF.sub(table, model.sql)
     if date is not None:
@@ -113,11 +113,12 @@ def sql_model_asset(model: SqlModel, partitions: dg.PartitionsDefinition) -> dg.
     )
     def _model(context: dg.AssetExecutionContext, ptdata: PtdataResource) -> dg.MaterializeResult:
         lake = ptdata.lake()
+        mart = catalog.mart(model.name, model.partitioned)
         dates = [d.isoformat() for d in partition_dates(context)] if model.partitioned else [None]
         versions, rows, staged = {}, 0, []
         with exclusive_write(context, ptdata) as writer, lake.duckdb() as con:
             for date in dates:
-                part = TablePartition("marts", model.name, None if date is None else dt.date.fromisoformat(date))
+                part = mart.part(None if date is None else dt.date.fromisoformat(date))
                 try:
                     table = con.sql(render(model, lake, date)).to_arrow_table()
                 except Exception as e:  # duckdb's errors name the line; say which model and date
@@ -136,7 +137,7 @@ def sql_model_asset(model: SqlModel, partitions: dg.PartitionsDefinition) -> dg.
                 "dagster/row_count": rows,
                 "dagster/column_schema": column_schema(staged[0][2].schema),
                 **{k: figures[k] for k in ("seconds", "cpu_seconds", "usd")},
-                "path": dg.MetadataValue.path(f"{lake.url}/marts/{model.name}"),
+                "path": dg.MetadataValue.path(mart.url(lake)),
             },
             data_version=dg.DataVersion(combined_version(versions)),
         )

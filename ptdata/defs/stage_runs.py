@@ -7,8 +7,8 @@ from collections.abc import Iterable, Sequence
 
 import dagster as dg
 
+from ptdata.core.catalog import STAGE_RUNS
 from ptdata.core.config import LoadedConfig, stable_hash
-from ptdata.core.lake import TablePartition
 from ptdata.defs.factory import SINGLE_RUN, column_schema, exclusive_write
 from ptdata.defs.resources import PtdataResource
 from ptdata.ops.cost import StageRun, stage_runs_table
@@ -18,7 +18,6 @@ OPS_CODE_VERSION = "1"
 # materializations read per call, and runs looked up per call (SQLite bounds the variables of one query)
 _PAGE = 1000
 _RUNS_PER_QUERY = 500
-STAGE_RUNS = TablePartition("ops", "stage_runs")
 
 
 def stage_runs_asset(
@@ -43,10 +42,10 @@ def stage_runs_asset(
         with exclusive_write(context, ptdata) as writer:
             runs = read_stage_runs(context.instance, [*exported, dg.AssetKey("stage_runs")])
             table = stage_runs_table(runs, ptdata.load_config().pipeline.cost.usd_per_core_hour)
-            staged = lake.staged_path(STAGE_RUNS, writer.stage_id)
+            staged = lake.staged_path(STAGE_RUNS.part(), writer.stage_id)
             with lake.parquet_writer(staged, table.schema) as w:
                 w.write_table(table)
-            path = lake.publish(staged, STAGE_RUNS)
+            path = lake.publish(staged, STAGE_RUNS.part())
             return dg.MaterializeResult(
                 metadata={
                     "dagster/row_count": table.num_rows,
@@ -55,7 +54,7 @@ def stage_runs_asset(
                     "without_timing": sum(r.cpu_seconds is None for r in runs),
                     # what it read: one materialization per partition, one for an unpartitioned asset
                     **writer.figures(sum(max(r.partitions, 1) for r in runs)),
-                    "path": dg.MetadataValue.path(f"{lake.url}/{STAGE_RUNS.relpath}"),
+                    "path": dg.MetadataValue.path(STAGE_RUNS.url(lake)),
                 },
                 data_version=dg.DataVersion(lake.data_version(path)),
             )

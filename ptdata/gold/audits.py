@@ -6,10 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-import pandera.polars as pa
-import polars as pl
 
-from ptdata.bronze.audits import HEX32
 from ptdata.core.config import LoadedConfig
 from ptdata.core.lake import Lake, TablePartition
 from ptdata.core.outcome import Outcome
@@ -18,22 +15,6 @@ from ptdata.gold.templates import chat_template
 from ptdata.gold.tokenize import LoadedTokenizer
 
 GOLD_CHECKS = ("tokens_valid", "masks", "packing_efficiency", "accounting")
-
-GOLD_REJECTIONS_PANDERA = pa.DataFrameSchema(
-    {
-        "record_id": pa.Column(pl.String, pa.Check.str_matches(HEX32), nullable=False),
-        "source": pa.Column(pl.String, nullable=False),
-        "regime": pa.Column(pl.String, nullable=False),
-        "date": pa.Column(pl.Date, nullable=False),
-        "reason": pa.Column(
-            pl.String, pa.Check.isin(["too_long", "prompt_too_long", "no_trained_tokens", "special_token_in_content"])
-        ),
-        "detail": pa.Column(pl.String, nullable=True),
-    },
-    strict=True,
-    ordered=True,
-    name="gold_rejections",
-)
 
 
 def _rows(lake: Lake, path: str) -> Iterator[dict]:

@@ -27,7 +27,7 @@ from ptdata.core.catalog import (
     GOLD_PACKED_SCHEMA,
     GOLD_PREFERENCE_SCHEMA,
     GOLD_REJECTIONS_SCHEMA,
-    GOLD_RLVR_SCHEMA,
+    gold_schema,
 )
 from ptdata.core.config import LoadedConfig, stable_hash
 from ptdata.core.lake import Lake, TablePartition
@@ -55,7 +55,7 @@ GOLD_SCHEMAS = {
     "sft": GOLD_PACKED_SCHEMA,
     "text": GOLD_PACKED_SCHEMA,
     "preference": GOLD_PREFERENCE_SCHEMA,
-    "rlvr": GOLD_RLVR_SCHEMA,
+    "rlvr": gold_schema("rlvr"),
 }
 # the schema metadata key of a gold file naming the tokenizer it was built with
 TOKENIZER_META = b"ptdata.tokenizer_sha256"

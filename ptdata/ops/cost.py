@@ -18,27 +18,8 @@ from dataclasses import asdict, dataclass
 
 import pyarrow as pa
 
-from ptdata.core.config import REGIMES
-
-GOLD_ASSETS = tuple(f"gold_{r}" for r in REGIMES)
-
-STAGE_RUNS_SCHEMA = pa.schema(
-    [
-        ("run_id", pa.string()),
-        ("asset", pa.string()),
-        ("first_partition", pa.date32()),
-        ("last_partition", pa.date32()),
-        ("partitions", pa.int32()),
-        ("started_at", pa.timestamp("us", tz="UTC")),
-        ("seconds", pa.float64()),
-        ("cpu_seconds", pa.float64()),
-        ("records_in", pa.int64()),
-        ("rows_out", pa.int64()),
-        ("tokens", pa.int64()),
-        ("usd", pa.float64()),
-        ("usd_per_core_hour", pa.float64()),
-    ]
-)
+from ptdata.core.catalog import STAGE_RUNS_SCHEMA
+from ptdata.core.regimes import regime_names
 
 
 @dataclass(frozen=True)
@@ -118,10 +99,10 @@ def project(
     if not measured:
         raise NoHistory("no materializations with timing")
     per_partition = {a: _per_partition(rs, "records_in") for a, rs in measured.items() if rs[0].partitions}
-    gold = sum(per_partition.get(a, 0.0) for a in GOLD_ASSETS)
+    gold = sum(per_partition.get(a, 0.0) for a in _gold_assets())
     if not gold:
         raise NoHistory("no gold materializations with records_in")
-    tokens_per_record = sum(_per_partition(measured[a], "tokens") for a in GOLD_ASSETS if a in measured) / gold
+    tokens_per_record = sum(_per_partition(measured[a], "tokens") for a in _gold_assets() if a in measured) / gold
     if tokens is not None and not tokens_per_record:
         raise NoHistory("no gold materializations with tokens")
     target = tokens / tokens_per_record if tokens is not None else records
@@ -146,6 +127,10 @@ def project(
     core_hours = sum(s.core_hours for s in stages)
     total = _stage("total", runs_measured, target, None, core_hours, hours, usd_per_core_hour)
     return Projection(tokens_per_record, stages, total, skipped)
+
+
+def _gold_assets() -> tuple[str, ...]:
+    return tuple(f"gold_{r}" for r in regime_names())
 
 
 def _per_partition(runs: Sequence[StageRun], field: str) -> float:

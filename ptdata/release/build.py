@@ -27,8 +27,12 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401 - pa.compute
 import pyarrow.parquet as pq
 
-from ptdata.core.config import REGIMES, LoadedConfig, stable_hash
-from ptdata.core.lake import PARQUET_OPTIONS, Lake, TablePartition, parquet_list
+from ptdata.core import catalog
+from ptdata.core.catalog import token_column
+from ptdata.core.config import LoadedConfig, stable_hash
+from ptdata.core.lake import PARQUET_OPTIONS, Lake, parquet_list
+from ptdata.core.regimes import regime as regime_spec
+from ptdata.core.regimes import regime_names, regimes
 from ptdata.gold.stage import TOKENIZER, TOKENIZER_FILE, TOKENIZER_META, load_lake_tokenizer
 from ptdata.gold.tokenize import LoadedTokenizer
 from ptdata.silver.stage import partition_days
@@ -37,20 +41,10 @@ RELEASE_CODE_VERSION = "1"
 # Megatron-LM's MMIDIDX header and dtype codes (megatron/core/datasets/indexed_dataset.py)
 _MEGATRON_MAGIC = b"MMIDIDX\x00\x00"
 _MEGATRON_DTYPES = {np.dtype(np.uint16): 8, np.dtype(np.int32): 4}
-TOKEN_COLUMNS = {
-    "sft": "input_ids",
-    "text": "input_ids",
-    "preference": "chosen_input_ids",
-    "rlvr": "prompt_ids",
-}
 
 
 class ReleaseError(RuntimeError):
     """A release that cannot be built as asked; the message says why."""
-
-
-def release_folder(lake: Lake, name: str) -> str:
-    return f"{lake.root}/releases/{name}"
 
 
 @dataclass
@@ -75,10 +69,10 @@ def _tokens(pf: pq.ParquetFile, regime: str) -> int:
     """Tokens in a gold partition, a row group at a time (packed rows carry their count)."""
     total = 0
     for g in range(pf.num_row_groups):
-        if regime in ("sft", "text"):
+        if regime_spec(regime).packs:
             total += int(pa.compute.sum(pf.read_row_group(g, columns=["tokens"]).column(0)).as_py() or 0)
         else:
-            column = pf.read_row_group(g, columns=[TOKEN_COLUMNS[regime]]).column(0)
+            column = pf.read_row_group(g, columns=[token_column(regime)]).column(0)
             total += int(pa.compute.sum(pa.compute.list_value_length(column)).as_py() or 0)
     return total
 
@@ -90,9 +84,9 @@ def plan_release(lake: Lake, cfg: LoadedConfig, name: str, dates: list[dt.date] 
     days = dates or partition_days(cfg.pipeline.start_date, dt.date.today() + dt.timedelta(days=1))
     release = Release(name)
     shas = set()
-    for regime in REGIMES:
+    for regime in regime_names():
         for day in days:
-            part = TablePartition("gold", f"gold_{regime}", day)
+            part = catalog.gold(regime).part(day)
             if not lake.exists(part):
                 continue
             path = lake.path(part)
@@ -162,7 +156,7 @@ def _shards(lake: Lake, release: Release, out: str, shard_tokens: int) -> dict[s
     the shards' files, rows and tokens."""
     shards = {}
     for table in dict.fromkeys(p.table for p in release.partitions):
-        column = TOKEN_COLUMNS[table.removeprefix("gold_")]
+        column = token_column(table.removeprefix("gold_"))
         writer = _ShardWriter(lake, out, table, shard_tokens)
         for part in (p for p in release.partitions if p.table == table):
             pf = lake.parquet_file(part.path)
@@ -176,7 +170,7 @@ def _shards(lake: Lake, release: Release, out: str, shard_tokens: int) -> dict[s
 def _megatron(lake: Lake, release: Release, out: str, vocab_size: int) -> dict[str, dict[str, Any]]:
     """Packed rows as Megatron-LM's MMIDIDX indexed dataset: one sequence per row, one document per sequence."""
     written = {}
-    for table in ("gold_sft", "gold_text"):
+    for table in (f"gold_{r.name}" for r in regimes() if r.packs):
         parts = [p for p in release.partitions if p.table == table]
         if not parts:
             continue
@@ -246,11 +240,11 @@ def _lengths(lake: Lake, release: Release, table: str) -> np.ndarray:
     out = []
     regime = table.removeprefix("gold_")
     for part in (p for p in release.partitions if p.table == table):
-        if regime in ("sft", "text"):
+        if regime_spec(regime).packs:
             col = lake.parquet_file(part.path).read(columns=["seq_lens"]).column(0)
             out.append(pa.compute.list_flatten(col).to_numpy())
         else:
-            col = lake.parquet_file(part.path).read(columns=[TOKEN_COLUMNS[regime]]).column(0)
+            col = lake.parquet_file(part.path).read(columns=[token_column(regime)]).column(0)
             out.append(pa.compute.list_value_length(col).to_numpy())
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
@@ -265,7 +259,7 @@ def _card(lake: Lake, cfg: LoadedConfig, release: Release, out: str) -> dict[str
         for table in tables:
             regime = table.removeprefix("gold_")
             gold = [p.path for p in release.partitions if p.table == table]
-            silver = [lake.path(TablePartition("silver", f"silver_{regime}", d)) for d in days]
+            silver = [lake.path(catalog.silver(regime).part(d)) for d in days]
             silver = [p for p in silver if lake.fs.exists(p)]
             rows = con.sql(
                 f"select s.source, s.license, count(*) from (select unnest(record_ids) as record_id from "
@@ -274,8 +268,8 @@ def _card(lake: Lake, cfg: LoadedConfig, release: Release, out: str) -> dict[str
             for source, license_, n in rows:
                 licenses[(regime, source, license_)] += n
             counts = {}
-            for layer, name in (("bronze", f"bronze_{regime}"), ("silver", f"silver_{regime}")):
-                paths = [lake.path(TablePartition(layer, name, d)) for d in days]
+            for layer, records in (("bronze", catalog.bronze(regime)), ("silver", catalog.silver(regime))):
+                paths = [lake.path(records.part(d)) for d in days]
                 paths = [p for p in paths if lake.fs.exists(p)]
                 counts[layer] = (
                     con.sql(f"select count(*) from read_parquet({parquet_list(paths)})").fetchone()[0] if paths else 0

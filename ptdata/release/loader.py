@@ -25,6 +25,8 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from ptdata.core.regimes import regimes
+
 IGNORE_INDEX = -100
 
 
@@ -50,8 +52,9 @@ class ReleaseDataset(IterableDataset):
         manifest = json.loads((self.dir / "manifest.json").read_text())
         if table not in manifest["shards"]:
             raise ValueError(f"release {manifest['name']} has no table {table}; it has {sorted(manifest['shards'])}")
-        if table not in ("gold_sft", "gold_text"):
-            raise ValueError("ReleaseDataset reads packed tables: gold_sft or gold_text")
+        packed = [f"gold_{r.name}" for r in regimes() if r.packs]
+        if table not in packed:
+            raise ValueError(f"ReleaseDataset reads packed tables: {' or '.join(packed)}")
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is not in [0, {world_size})")
         self.shards = [self.dir / s["file"] for s in manifest["shards"][table]]

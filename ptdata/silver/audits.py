@@ -6,54 +6,21 @@ from __future__ import annotations
 
 from collections import Counter
 
-import pandera.polars as pa
-import polars as pl
-
-from ptdata.bronze.audits import HEX32, bronze_pandera_schema, validate_file
+from ptdata.core import catalog
+from ptdata.core.catalog import SILVER_REJECTIONS, record_pandera
 from ptdata.core.config import LoadedConfig
-from ptdata.core.lake import Lake, TablePartition, parquet_list
+from ptdata.core.lake import Lake, parquet_list
 from ptdata.core.outcome import Outcome
+from ptdata.core.validate import validate_file
 from ptdata.silver.decontam import EvalIndex, find_contamination_batch
 from ptdata.silver.pii import find_pii
 from ptdata.silver.stage import StagedSilver, iter_texts, partition_days, source_rules
 
-REASON_PATTERN = r"^(exact_dup|near_dup|contaminated|quality:[a-z_]+)$"
-
-REJECTIONS_PANDERA = pa.DataFrameSchema(
-    {
-        "record_id": pa.Column(pl.String, pa.Check.str_matches(HEX32), nullable=False),
-        "source": pa.Column(pl.String, nullable=False),
-        "source_uri": pa.Column(pl.String, nullable=False),
-        "regime": pa.Column(pl.String, nullable=False),
-        "date": pa.Column(pl.Date, nullable=False),
-        "reason": pa.Column(pl.String, pa.Check.str_matches(REASON_PATTERN), nullable=False),
-        "detail": pa.Column(pl.String, nullable=True),
-        "dup_of": pa.Column(pl.String, pa.Check.str_matches(HEX32), nullable=True),
-        "eval_set": pa.Column(pl.String, nullable=True),
-    },
-    checks=[
-        # a duplicate names the record it lost to; nothing else does
-        pa.Check(
-            lambda d: d.lazyframe.select(
-                pl.col("reason").is_in(["exact_dup", "near_dup"]) == pl.col("dup_of").is_not_null()
-            ),
-            error="dup_of is set exactly for exact_dup and near_dup rows",
-        ),
-        pa.Check(
-            lambda d: d.lazyframe.select((pl.col("reason") == "contaminated") == pl.col("eval_set").is_not_null()),
-            error="eval_set is set exactly for contaminated rows",
-        ),
-    ],
-    strict=True,
-    ordered=True,
-    name="silver_rejections",
-)
-
 
 def schema(lake: Lake, cfg: LoadedConfig, st: StagedSilver) -> Outcome:
     sources = [s.name for s in cfg.pipeline.sources_of(st.regime)]
-    silver = validate_file(lake, st.silver_staged, bronze_pandera_schema(st.regime, sources, st.date, "silver"))
-    rejections = validate_file(lake, st.rejections_staged, REJECTIONS_PANDERA)
+    silver = validate_file(lake, st.silver_staged, record_pandera("silver", st.regime, sources, st.date))
+    rejections = validate_file(lake, st.rejections_staged, SILVER_REJECTIONS.pandera)
     failures = silver.metadata["failures"] + rejections.metadata["failures"]
     desc = (
         f"schema failed on {st.date}: {(silver if not silver.passed else rejections).description}" if failures else ""
@@ -63,7 +30,7 @@ def schema(lake: Lake, cfg: LoadedConfig, st: StagedSilver) -> Outcome:
 
 def accounting(lake: Lake, st: StagedSilver) -> Outcome:
     """Each bronze record is in exactly one of silver or the rejections, counted per source from the files."""
-    bronze = lake.path(TablePartition("bronze", f"bronze_{st.regime}", st.date))
+    bronze = lake.path(catalog.bronze(st.regime).part(st.date))
     with lake.duckdb() as con:
         con.execute(
             f"create temp table b as select record_id, source from read_parquet('{bronze}'); "
@@ -97,7 +64,7 @@ def unique_content(lake: Lake, cfg: LoadedConfig, st: StagedSilver) -> Outcome:
     earlier = [
         lake.path(p)
         for day in partition_days(cfg.pipeline.start_date, st.date)[:-1]
-        if lake.exists(p := TablePartition("silver", f"silver_{st.regime}", day))
+        if lake.exists(p := catalog.silver(st.regime).part(day))
     ]
     with lake.duckdb() as con:
         within = con.sql(

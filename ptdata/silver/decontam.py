@@ -22,6 +22,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from ptdata.core.catalog import EVAL_INDEX_SCHEMA
 from ptdata.silver.dedup import window_hashes, word_hashes
 from ptdata.silver.normalize import dedup_key_text
 
@@ -29,15 +30,6 @@ from ptdata.silver.normalize import dedup_key_text
 PARTIAL_TENTHS = 7
 MIN_NGRAM = 8
 
-INDEX_SCHEMA = pa.schema(
-    [
-        ("ngram_hash", pa.uint64()),
-        ("ngram_len", pa.int32()),
-        ("eval_set", pa.string()),
-        ("item_id", pa.string()),
-        ("ngram_text", pa.string()),
-    ]
-)
 _NGRAM_META = b"ptdata.decontam.ngram"
 # texts per search chunk: bounds the word-hash temporaries (one uint64 array per n-gram size in the index)
 _SEARCH_CHUNK = 4096
@@ -68,7 +60,7 @@ class EvalIndex:
         self.ngram = ngram
         # sorted here, whatever the table's origin: the search relies on it
         self.table = (
-            table.cast(INDEX_SCHEMA)
+            table.cast(EVAL_INDEX_SCHEMA)
             .sort_by([(name, "ascending") for name in ("ngram_len", "ngram_hash", "eval_set", "item_id")])
             .replace_schema_metadata({_NGRAM_META: str(ngram).encode()})
         )
@@ -93,7 +85,7 @@ class EvalIndex:
         sizes = [item_ngram(c, ngram) for c in counts.tolist()]
         runs = window_hashes(hashes, {k for k in sizes if k}) if hashes.size else {}
         starts = (np.cumsum(counts) - counts).tolist()
-        cols: dict[str, list] = {name: [] for name in INDEX_SCHEMA.names}
+        cols: dict[str, list] = {name: [] for name in EVAL_INDEX_SCHEMA.names}
         for (eval_set, item_id, _), key, start, count, k in zip(
             items, keys, starts, counts.tolist(), sizes, strict=True
         ):
@@ -110,10 +102,10 @@ class EvalIndex:
                 cols["eval_set"].append(eval_set)
                 cols["item_id"].append(item_id)
                 cols["ngram_text"].append(" ".join(words[p : p + k]))
-        return cls(pa.table(cols, schema=INDEX_SCHEMA), ngram)
+        return cls(pa.table(cols, schema=EVAL_INDEX_SCHEMA), ngram)
 
     def to_arrow(self) -> pa.Table:
-        """The index as a table (INDEX_SCHEMA, with the configured n in the schema metadata)."""
+        """The index as a table (EVAL_INDEX_SCHEMA, with the configured n in the schema metadata)."""
         return self.table
 
     @classmethod

@@ -26,7 +26,7 @@ The near-dup path, and why each step is shaped the way it is:
 5. Candidates: records sharing a bucket, linked with a per-member cap so a huge bucket stays linear.
 6. Verification: the exact Jaccard of the two shingle sets; only pairs at or above the threshold count.
 7. Clusters: union-find over the verified pairs; the survivor of a component is its minimal (date, record_id),
-   so the result depends only on the set of records and pairs, never on their order (DESIGN principle 5).
+   so the result depends only on the set of records and pairs, never on their order (ARCHITECTURE.md, principle 5).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ import polars as pl
 import xxhash
 from scipy.integrate import quad
 
+from ptdata.core.regimes import regime as regime_spec
 from ptdata.silver.normalize import dedup_key_text
 
 # 64-bit mixing constants: the golden-ratio multiplier and the murmur3 fmix64 multipliers.
@@ -515,31 +516,12 @@ def resolve_duplicates(
 
 # ------------------------------------------------------------------------------------------------ dedup text
 
-# What each regime dedups on by default (columns of the canonical record, CONTRACT.md section 5):
-#   sft: the whole conversation. Its training signal is every assistant turn in context; two conversations that
-#        share a prompt but answer differently are different examples, and the same answer in another
-#        conversation is too.
-#   preference: prompt + chosen. Binarized preference sets pair one chosen answer with several rejected ones;
-#        those pairs all push the model towards the same answer, so copies that differ only in `rejected` are
-#        duplicates.
-#   rlvr: the prompt. The reward comes from the verifier, not from a reference text, so the same problem twice
-#        is the same training signal whatever its answer field says.
-#   text: the text.
-DEDUP_TEXT: dict[str, tuple[str, ...]] = {
-    "sft": ("messages",),
-    "preference": ("prompt", "chosen"),
-    "rlvr": ("prompt",),
-    "text": ("text",),
-}
-
 
 def dedup_text(regime: str, record: Mapping[str, Any], fields: Sequence[str] | None = None) -> str:
-    """The text a record is deduplicated on: its `fields` (DEDUP_TEXT[regime] when None) joined by newlines; a
-    message list becomes one "role: content" line per turn, so the same words in another role are not equal."""
+    """The text a record is deduplicated on: its `fields` (the regime's dedup_fields when None) joined by newlines;
+    a message list becomes one "role: content" line per turn, so the same words in another role are not equal."""
     if fields is None:
-        if regime not in DEDUP_TEXT:
-            raise ValueError(f"unknown regime {regime!r}; expected one of {sorted(DEDUP_TEXT)}")
-        fields = DEDUP_TEXT[regime]
+        fields = regime_spec(regime).dedup_fields
     parts: list[str] = []
     for name in fields:
         if name not in record:

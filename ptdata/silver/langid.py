@@ -38,6 +38,8 @@ from typing import Any
 import numpy as np
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
+from ptdata.core.regimes import regime as regime_spec
+
 UNDETERMINED = "und"
 MIN_LETTERS = 3
 MIN_CONFIDENCE = 0.4
@@ -98,17 +100,17 @@ def record_text(regime: str, record: dict[str, Any]) -> str:
     language, and tool turns are JSON or program output. Preference records use the prompt and the chosen
     reply; rlvr records the prompt (the answer is a number or code).
     """
-    if regime == "text":
-        return record.get("text") or ""
-    fields = {"sft": ("messages",), "preference": ("prompt", "chosen"), "rlvr": ("prompt",)}.get(regime)
-    if fields is None:
-        raise ValueError(f"unknown regime {regime!r}")
-    parts = [
-        m["content"]
-        for name in fields
-        for m in record.get(name) or ()
-        if m.get("role") in ("user", "assistant") and isinstance(m.get("content"), str)
-    ]
+    parts: list[str] = []
+    for name in regime_spec(regime).lang_fields:
+        value = record.get(name)
+        if isinstance(value, str):
+            parts.append(value)
+            continue
+        parts += [
+            m["content"]
+            for m in value or ()
+            if m.get("role") in ("user", "assistant") and isinstance(m.get("content"), str)
+        ]
     return "\n".join(parts)
 
 

@@ -28,6 +28,8 @@ import ftfy.bad_codecs  # noqa: F401 - registers the "sloppy-windows-125x" codec
 from ftfy.badness import is_bad
 from ftfy.chardata import CHARMAP_ENCODINGS
 
+from ptdata.core.regimes import regime as regime_spec
+
 # The ftfy options, chosen one by one. On: the mojibake repairs (fix_encoding and the steps under it,
 # restore_byte_a0, replace_lossy_sequences, decode_inconsistent_utf8, fix_c1_controls) and fix_surrogates.
 # Off, because they rewrite correct text:
@@ -74,16 +76,6 @@ _CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\ufeff]")
 # Whitespace other than the newline at the end of a line: spaces, tabs, NBSP, ideographic space.
 _TRAILING_WS = re.compile(r"[^\S\n]+$", re.MULTILINE)
 
-# The text columns of each regime's canonical record (CONTRACT.md section 5). verifier_args is left out on
-# purpose: it is JSON whose strings (test code, expected outputs) are compared byte for byte by verifiers.
-MESSAGE_FIELDS: dict[str, tuple[str, ...]] = {
-    "sft": ("messages",),
-    "preference": ("prompt", "chosen", "rejected"),
-    "rlvr": ("prompt",),
-    "text": (),
-}
-STRING_FIELDS: dict[str, tuple[str, ...]] = {"sft": (), "preference": (), "rlvr": ("answer",), "text": ("text",)}
-
 
 def normalize_text(s: str) -> str:
     """Repair `s` without changing its content: mojibake, NFC, LF line ends, no control characters, no
@@ -105,16 +97,15 @@ def normalize_text(s: str) -> str:
 
 def map_text_fields(regime: str, record: dict[str, Any], fn: Callable[[str], str]) -> dict[str, Any]:
     """A copy of a canonical record with `fn` applied to every text field (message contents, answer, text);
-    other columns, verifier_args among them, are passed through."""
-    if regime not in MESSAGE_FIELDS:
-        raise ValueError(f"unknown regime {regime!r}; expected one of {sorted(MESSAGE_FIELDS)}")
+    other columns, verifier_args among them, are passed through (the regime's text fields, ptdata/core/regimes.py)."""
+    spec = regime_spec(regime)
     out = dict(record)
-    for name in MESSAGE_FIELDS[regime]:
+    for name in spec.message_fields:
         if out.get(name) is not None:
             out[name] = [
                 {**m, "content": fn(m["content"])} if isinstance(m.get("content"), str) else dict(m) for m in out[name]
             ]
-    for name in STRING_FIELDS[regime]:
+    for name in spec.string_fields:
         if isinstance(out.get(name), str):
             out[name] = fn(out[name])
     return out

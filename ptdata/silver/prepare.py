@@ -34,5 +34,5 @@ def exact_key(key_text: str) -> str:
 
 
 def dedup_key(regime: str, prepared: dict[str, Any], fields: list[str] | None = None) -> str:
-    """The key text a prepared record is deduplicated on (see dedup.DEDUP_TEXT for each regime's default)."""
+    """The key text a prepared record is deduplicated on (each regime's default: its dedup_fields)."""
     return dedup_key_text(dedup_text(regime, prepared, fields))

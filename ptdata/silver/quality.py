@@ -47,8 +47,9 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ptdata.core.regimes import regime as regime_spec
 from ptdata.silver.langid import FENCED_CODE, UNDETERMINED, detect_record_lang
-from ptdata.silver.normalize import MESSAGE_FIELDS, normalize_text
+from ptdata.silver.normalize import normalize_text
 
 RULES = (
     "empty_turn",
@@ -61,13 +62,6 @@ RULES = (
     "unparseable_answer",
     "language",
 )
-# the rules that mean something for each regime; the others are skipped even when enabled
-REGIME_RULES: dict[str, frozenset[str]] = {
-    "sft": frozenset(RULES) - {"identical_pair", "unparseable_answer"},
-    "preference": frozenset(RULES) - {"unparseable_answer"},
-    "rlvr": frozenset({"empty_turn", "length", "repetition", "unparseable_answer", "language"}),
-    "text": frozenset({"empty_turn", "length", "repetition", "language"}),
-}
 VERIFIERS = ("math", "exact", "code_tests")
 
 _SCORE_WEIGHTS = {"repetition": 0.5, "ending": 0.3, "language": 0.2}
@@ -118,7 +112,7 @@ class RepetitionRule(Rule):
     # repeated phrase ("Spend the afternoon wandering" on each day of an itinerary) is already above the
     # 4-gram limit. On the demo's clean data, 30 words flagged 137 of 5,639 sft and preference replies and
     # 74 of 1,051 rlvr prompts, 100 flagged 41 replies, 150 none; a looping reply runs far past 150 words.
-    # Documents get 100 (see _REGIME_DEFAULTS).
+    # Documents get 100 (the text regime's quality_defaults, ptdata/core/regimes.py).
     min_words: int = Field(150, ge=1)
     max_dup_line_frac: float = Field(0.30, ge=0, le=1)
     max_dup_para_frac: float = Field(0.30, ge=0, le=1)
@@ -170,27 +164,12 @@ class QualityRules(_Strict):
     ) -> QualityRules:
         """The regime's defaults, updated rule by rule from `overrides` (e.g. {"length": {"max_chars": 8000}})
         and with the source's allowed languages, validated as a whole."""
-        if regime not in _REGIME_DEFAULTS:
-            raise ValueError(f"unknown regime {regime!r}; expected one of {sorted(_REGIME_DEFAULTS)}")
-        merged: dict[str, Any] = {k: dict(v) for k, v in _REGIME_DEFAULTS[regime].items()}
+        merged: dict[str, Any] = {k: dict(v) for k, v in regime_spec(regime).quality_defaults.items()}
         for rule, params in (overrides or {}).items():
             merged[rule] = {**merged.get(rule, {}), **params} if isinstance(params, Mapping) else params
         if allowed_languages is not None:
             merged["language"] = {**merged.get("language", {}), "allowed": tuple(allowed_languages)}
         return cls.model_validate(merged)
-
-
-# What differs from the field defaults (which are sft's).
-_REGIME_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
-    "sft": {},
-    "preference": {"refusal": {"enabled": False}},
-    # the prompt is checked: a problem needs a sentence, and 16k characters is more than any real one
-    "rlvr": {"length": {"min_chars": 8, "max_chars": 16_000}},
-    # Gopher keeps web documents of 50 to 100,000 words (~250 to ~600,000 characters). Text sources here also
-    # hold forum posts and notes of two or three sentences, so the floor is a sentence; a web crawl source
-    # can raise it to 250. min_words 100: Gopher's 50 flagged 2% of the demo's clean meeting notes.
-    "text": {"length": {"min_chars": 50, "max_chars": 600_000}, "repetition": {"min_words": 100}},
-}
 
 
 @dataclass(frozen=True)
@@ -221,29 +200,33 @@ def _last_assistant(messages: list[dict[str, Any]] | None) -> str | None:
 
 def _responses(regime: str, record: dict[str, Any]) -> list[str | None]:
     """The texts the length rule measures; the first is the one the reply rules judge."""
-    if regime == "sft":
-        return [_last_assistant(record.get("messages"))]
-    if regime == "preference":
-        return [_last_assistant(record.get("chosen")), _last_assistant(record.get("rejected"))]
-    if regime == "rlvr":
-        return ["\n".join(m.get("content") or "" for m in record.get("prompt") or ())]
-    return [record.get("text")]
+    spec = regime_spec(regime)
+    if spec.reply_fields:
+        return [_last_assistant(record.get(name)) for name in spec.reply_fields]
+    return [_joined(record.get(name)) for name in spec.length_fields]
+
+
+def _joined(value: str | list[dict[str, Any]] | None) -> str | None:
+    """A text column as it is, a message column's contents one after another."""
+    if value is None or isinstance(value, str):
+        return value
+    return "\n".join(m.get("content") or "" for m in value)
 
 
 def _has_empty_turn(regime: str, record: dict[str, Any]) -> bool:
-    for name in MESSAGE_FIELDS[regime]:
+    spec = regime_spec(regime)
+    for name in spec.message_fields:
         messages = record.get(name)
         if not messages:
             return True
         # a tool may legitimately return nothing (a command without output)
         if any(_blank(m.get("content")) for m in messages if m.get("role") != "tool"):
             return True
-    return (regime == "rlvr" and _blank(record.get("answer"))) or (regime == "text" and _blank(record.get("text")))
+    return any(_blank(record.get(name)) for name in spec.string_fields)
 
 
 def _has_no_assistant_turn(regime: str, record: dict[str, Any]) -> bool:
-    names = ("messages",) if regime == "sft" else ("chosen", "rejected")
-    return any(_last_assistant(record.get(name)) is None for name in names)
+    return any(_last_assistant(record.get(name)) is None for name in regime_spec(regime).reply_fields)
 
 
 def _comparable(messages: list[dict[str, Any]] | None) -> list[tuple[Any, str]]:
@@ -676,9 +659,8 @@ def evaluate(
     `lang` is the record's (code, probability) when the caller has detected it already (the silver `lang`
     column); otherwise it is detected here, and only when the language rule has an allowed list.
     """
-    if regime not in REGIME_RULES:
-        raise ValueError(f"unknown regime {regime!r}; expected one of {sorted(REGIME_RULES)}")
-    active = {name for name in REGIME_RULES[regime] if getattr(rules, name).enabled}
+    spec = regime_spec(regime)
+    active = {name for name in spec.quality_rules if getattr(rules, name).enabled}
     failed: set[str] = set()
     responses = _responses(regime, record)
     reply = responses[0]
@@ -699,7 +681,7 @@ def evaluate(
             failed.add("repetition")
 
     end = "ok"
-    if regime in ("sft", "preference") and reply:
+    if spec.reply_fields and reply:
         end = ending(reply)
         if "truncated" in active and end == "cut":
             failed.add("truncated")

@@ -1,7 +1,7 @@
 """Silver staging: what the silver assets run, without Dagster (as ingest.py is for bronze).
 
 Two steps, each a function of bronze and the config only, so that any materialization order gives the same
-silver (DESIGN principle 5):
+silver (ARCHITECTURE.md, principle 5):
 - `stage_signatures(D)`: per bronze record of D, normalize and redact, detect the language, apply the quality
   rules, search the eval index, and keep what global dedup joins on (exact key, MinHash band keys) with whether
   the record may survive a dedup at all (it passed the quality rules and is not contaminated).
@@ -26,9 +26,11 @@ import polars as pl
 import pyarrow as pa
 
 from ptdata.bronze.records import content_hash
-from ptdata.core.catalog import DEDUP_SIGNATURES_SCHEMA, REGIME_COLUMNS, REJECTIONS_SCHEMA, silver_schema
+from ptdata.core import catalog
+from ptdata.core.catalog import DEDUP_SIGNATURES_SCHEMA, REJECTIONS_SCHEMA, silver_schema
 from ptdata.core.config import LoadedConfig, stable_hash
 from ptdata.core.lake import Lake, TablePartition, parquet_list
+from ptdata.core.regimes import regime as regime_spec
 from ptdata.silver.decontam import EvalIndex, find_contamination_batch
 from ptdata.silver.dedup import (
     NO_BUCKET,
@@ -47,7 +49,7 @@ from ptdata.silver.quality import QualityRules, evaluate
 # bump when a change of code changes what is written
 SIGNATURES_CODE_VERSION = "2"
 SILVER_CODE_VERSION = "1"
-EVAL_INDEX = TablePartition("silver", "eval_index")
+EVAL_INDEX = catalog.EVAL_INDEX.part()
 # the schema metadata key of a signatures file that names the version it was built with
 VERSION_META = b"ptdata.signatures_version"
 
@@ -164,7 +166,7 @@ def signatures_of_records(
 def stage_signatures(lake: Lake, cfg: LoadedConfig, regime: str, date: dt.date, staged: str, index: EvalIndex) -> int:
     """Stage the signatures of one bronze partition, row group by row group; returns the rows written."""
     rules = source_rules(cfg, regime)
-    bronze = lake.parquet_file(lake.path(TablePartition("bronze", f"bronze_{regime}", date)))
+    bronze = lake.parquet_file(lake.path(catalog.bronze(regime).part(date)))
     schema = DEDUP_SIGNATURES_SCHEMA.with_metadata({VERSION_META: signatures_version(cfg, regime).encode()})
     written = 0
     with lake.parquet_writer(staged, schema) as writer:
@@ -193,7 +195,7 @@ def signature_inputs(lake: Lake, cfg: LoadedConfig, regime: str, date: dt.date) 
     want = signatures_version(cfg, regime)
     paths, missing, other = [], [], []
     for day in partition_days(cfg.pipeline.start_date, date):
-        part = TablePartition("silver", "dedup_signatures", day, regime)
+        part = catalog.DEDUP_SIGNATURES.part(day, regime)
         if not lake.exists(part):
             missing.append(day)
             continue
@@ -277,7 +279,7 @@ def shingle_reader(
             by_date[dates[rid]].append(rid)
         out: dict[str, np.ndarray] = {}
         for day, wanted in sorted(by_date.items()):
-            part = TablePartition("bronze", f"bronze_{regime}", day)
+            part = catalog.bronze(regime).part(day)
             records = lake.read_table(lake.path(part), filters=[("record_id", "in", wanted)]).to_pylist()
             keys = [
                 dedup_key(regime, prepare_record(regime, r, rules[r["source"]].allow)[0], dedup.fields.get(regime))
@@ -336,14 +338,10 @@ def stage_silver(lake: Lake, cfg: LoadedConfig, regime: str, date: dt.date, stag
     t0 = time.perf_counter()
     paths, missing = signature_inputs(lake, cfg, regime, date)
     rules = source_rules(cfg, regime)
-    bronze_part = TablePartition("bronze", f"bronze_{regime}", date)
+    bronze_part = catalog.bronze(regime).part(date)
+    silver, rejections = catalog.silver(regime).part(date), catalog.SILVER_REJECTIONS.part(date, regime)
     st = StagedSilver(
-        regime,
-        date,
-        TablePartition("silver", f"silver_{regime}", date),
-        TablePartition("silver", "silver_rejections", date, regime),
-        lake.staged_path(TablePartition("silver", f"silver_{regime}", date), stage_id),
-        lake.staged_path(TablePartition("silver", "silver_rejections", date, regime), stage_id),
+        regime, date, silver, rejections, lake.staged_path(silver, stage_id), lake.staged_path(rejections, stage_id)
     )
     st.missing_history = missing
     day, reps, shared = dedup_inputs(lake, paths, paths[-1])
@@ -403,7 +401,7 @@ def _write(
                         rejected[name].append(value)
                     continue
                 prepared, _ = prepare_record(regime, rec, rules[rec["source"]].allow)
-                cols = {name: prepared[name] for name, _ in REGIME_COLUMNS[regime]}
+                cols = {name: prepared[name] for name in regime_spec(regime).column_names}
                 row = {**prepared, **cols, "content_hash": content_hash(cols)}
                 row |= {"lang": f["lang"], "quality_score": f["quality_score"]}
                 for name in schema.names:
