@@ -464,7 +464,7 @@ def join_worker(step: str, folder: str, n: str, out_path: str) -> None:
         # silver's own path: curate.dedup_inputs (exact representatives over all history, band keys shared by two
         # or more of them, in DuckDB under a 1 GB memory limit), then candidate_pairs over the shared keys
         from ptdata.core.lake import Lake
-        from ptdata.silver.stage import dedup_inputs
+        from ptdata.silver.dedup.history import dedup_inputs
 
         new = f"{folder}/new.parquet"
         paths = [*sorted(str(p) for p in Path(folder, "old").rglob("*.parquet")), new]

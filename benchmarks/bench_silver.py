@@ -60,7 +60,7 @@ from ptdata.core.config import Settings
 from ptdata.core.lake import Lake, TablePartition
 from ptdata.defs.runs import execute
 from ptdata.silver.pii import Allowlist
-from ptdata.silver.prepare import prepare_record
+from ptdata.silver.pipeline import prepare_record
 home = Path(sys.argv[1])
 s = Settings(home=home, config_path=home / "ptdata.yaml", lake=str(home / "lake"), engine="local")
 days = ("2026-11-01", "2026-11-02")

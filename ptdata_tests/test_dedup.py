@@ -11,6 +11,8 @@ import pytest
 from datasketch.lsh import _optimal_param
 
 from ptdata.silver import dedup as d
+from ptdata.silver.dedup import minhash as minhash_module
+from ptdata.silver.dedup import ngrams as ngrams_module
 from ptdata.silver.normalize import dedup_key_text
 
 PARAGRAPH = (
@@ -76,7 +78,7 @@ def test_short_and_empty_texts():
 
 
 def test_ngram_hashes_is_shingles_with_repeats_across_chunks(monkeypatch):
-    monkeypatch.setattr(d, "_WORD_CHUNK", 50)  # many chunks, and documents longer than a chunk
+    monkeypatch.setattr(ngrams_module, "_WORD_CHUNK", 50)  # many chunks, and documents longer than a chunk
     texts = [PARAGRAPH, "", "tiny", PARAGRAPH + " " + PARAGRAPH, "one two three four five"]
     for text, grams in zip(texts, d.ngram_hashes(texts, 5), strict=True):
         assert np.array_equal(np.unique(grams), d.shingles(text, 5))
@@ -92,7 +94,7 @@ def test_signatures_are_deterministic_and_chunking_does_not_matter(monkeypatch):
     assert not np.array_equal(sig, d.minhash_signatures(docs, 128, seed=2))
     assert (sig[2] == d.EMPTY_SIGNATURE_VALUE).all()
     assert not (sig[[0, 1, 3, 4]] == d.EMPTY_SIGNATURE_VALUE).all(axis=1).any()
-    monkeypatch.setattr(d, "_SIGNATURE_CHUNK_BYTES", 8 * 128 * 97)  # 97 shingles a chunk: documents span chunks
+    monkeypatch.setattr(minhash_module, "_SIGNATURE_CHUNK_BYTES", 8 * 128 * 97)  # 97 shingles a chunk: documents span chunks
     assert np.array_equal(d.minhash_signatures(docs, 128), sig)
     # a permutation of a document's shingles, or repeats of them, give the same signature
     assert np.array_equal(d.minhash_signatures([rng.permutation(np.repeat(docs[1], 2))], 128)[0], sig[1])

@@ -1,5 +1,6 @@
+from ptdata.silver.dedup import dedup_key, exact_key
 from ptdata.silver.pii import DEFAULT_ALLOWLIST, Allowlist
-from ptdata.silver.prepare import dedup_key, exact_key, prepare_record
+from ptdata.silver.pipeline import prepare_record
 
 
 def test_prepare_normalizes_then_redacts_every_text_field():

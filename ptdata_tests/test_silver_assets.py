@@ -238,3 +238,38 @@ def test_silver_refuses_signatures_built_with_another_config(make_home, instance
     assert not result.success
     message = result.get_step_failure_events()[0].step_failure_data.error.message
     assert "dedup_signatures of 2026-11-01 were built with another config" in message
+
+
+def test_silver_prepares_each_record_once(make_home, instance, tmp_path, monkeypatch):
+    """Normalize and redact run once per text of every bronze record, in dedup_signatures: silver writes the
+    prepared records out, and verifying a near duplicate of an earlier day reads that day's prepared text."""
+    import ptdata.silver.pipeline as pipeline
+
+    settings = make_home(_silver_config(tmp_path, quality={"min_pass_rate": 0.5}))
+    x = " ".join(WORDS)
+    (landing(settings, "chat", "2026-11-01") / "a.jsonl").write_text(_chat(x) + _chat("Mail ann@gmail.com today."))
+    (landing(settings, "chat", "2026-11-02") / "b.jsonl").write_text(_chat(_variant(WORDS, range(10, 130, 60))))
+    calls = {"normalize": 0, "redact": 0}
+    normalize, redact = pipeline.normalize_text, pipeline.redact
+
+    def counted(name, fn):
+        def call(*args, **kwargs):
+            calls[name] += 1
+            return fn(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(pipeline, "normalize_text", counted("normalize", normalize))
+    monkeypatch.setattr(pipeline, "redact", counted("redact", redact))
+    result = run(settings, instance, "2026-11-01", "2026-11-02")
+    assert result.success
+    texts = duckdb.sql(
+        f"select sum(len(messages)) from read_parquet('{settings.lake}/bronze/bronze_sft/**/*.parquet')"
+    ).fetchone()[0]
+    assert calls == {"normalize": texts, "redact": texts}  # 3 records of 2 turns: 6 texts, each once
+    assert _rejections(settings)["b.jsonl:1"][:2] == ("near_dup", "a.jsonl:1")  # verified against day 1's text
+    meta = {
+        e.event_specific_data.materialization.asset_key.path[0]: e.event_specific_data.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
+    assert meta["dedup_signatures"]["prepared_bytes"].value > 0

@@ -77,6 +77,12 @@ DEDUP_SIGNATURES_SCHEMA = pa.schema(
 SILVER_EXTRA = [("lang", pa.string()), ("quality_score", pa.float64())]
 
 
+def prepared_schema(regime: str) -> pa.Schema:
+    """A bronze record with its text prepared (normalized, redacted) and the content hash of that text: written
+    once by dedup_signatures, read by silver and by the verification of later partitions' near duplicates."""
+    return pa.schema([*COMMON, *regime_spec(regime).columns])
+
+
 def silver_schema(regime: str) -> pa.Schema:
     return pa.schema([*COMMON, *regime_spec(regime).columns, *SILVER_EXTRA])
 
@@ -354,6 +360,10 @@ def silver(regime: str) -> Table:
     return Table(f"silver_{regime}", "silver", silver_schema(regime))
 
 
+def prepared(regime: str) -> Table:
+    return Table(f"prepared_{regime}", "silver", prepared_schema(regime))
+
+
 def gold(regime: str) -> Table:
     return Table(f"gold_{regime}", "gold", gold_schema(regime))
 
@@ -371,6 +381,7 @@ def tables() -> list[Table]:
         BRONZE_QUARANTINE,
         EVAL_INDEX,
         DEDUP_SIGNATURES,
+        *(prepared(r) for r in names),
         *(silver(r) for r in names),
         SILVER_REJECTIONS,
         TOKENIZER,

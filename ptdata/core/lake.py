@@ -162,6 +162,11 @@ class Lake:
         return h.hexdigest()
 
 
+def partition_days(start: dt.date, end: dt.date) -> list[dt.date]:
+    """Every daily partition from `start` to `end`, both included."""
+    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+
+
 def parquet_list(paths: Sequence[str]) -> str:
     """A SQL list literal of file paths, for DuckDB's read_parquet."""
     return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"

@@ -9,7 +9,7 @@ that is genuinely new (a shape mapper in ptdata/bronze/shapes.py, say). See ARCH
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -95,6 +95,35 @@ def regime(name: str) -> Regime:
         return _REGISTRY[name]
     except KeyError:
         raise ValueError(f"unknown regime {name!r}; expected {allowed_names()}") from None
+
+
+def map_text_fields(name: str, record: dict[str, Any], fn: Callable[[str], str]) -> dict[str, Any]:
+    """A copy of a canonical record with `fn` applied to every text field (message contents, answer, text);
+    other columns, verifier_args among them, are passed through."""
+    spec = regime(name)
+    out = dict(record)
+    for column in spec.message_fields:
+        if out.get(column) is not None:
+            out[column] = [
+                {**m, "content": fn(m["content"])} if isinstance(m.get("content"), str) else dict(m)
+                for m in out[column]
+            ]
+    for column in spec.string_fields:
+        if isinstance(out.get(column), str):
+            out[column] = fn(out[column])
+    return out
+
+
+def all_text(name: str, record: dict[str, Any]) -> str:
+    """Every text field of a record, one after another: what decontamination and the residual PII scan read."""
+    parts: list[str] = []
+
+    def collect(text: str) -> str:
+        parts.append(text)
+        return text
+
+    map_text_fields(name, record, collect)
+    return "\n".join(parts)
 
 
 def regimes() -> tuple[Regime, ...]:

@@ -15,7 +15,8 @@ from ptdata.defs.factory import exclusive_write
 from ptdata.defs.resources import PtdataResource
 from ptdata.gold.stage import GOLD_CODE_VERSION, TOKENIZER_CODE_VERSION
 from ptdata.release.build import RELEASE_CODE_VERSION, ReleaseError, build_release, plan_release, read_megatron_index
-from ptdata.silver.stage import SIGNATURES_CODE_VERSION, SILVER_CODE_VERSION
+from ptdata.silver.signatures import SIGNATURES_CODE_VERSION
+from ptdata.silver.stage import SILVER_CODE_VERSION
 
 CODE_VERSIONS = {
     "signatures": SIGNATURES_CODE_VERSION,

@@ -37,20 +37,18 @@ from ptdata.silver.audits import SILVER_CHECKS, audit_staged
 from ptdata.silver.decontam import EvalIndex
 from ptdata.silver.dedup import lsh_bands
 from ptdata.silver.eval_sets import load_eval_items
-from ptdata.silver.stage import (
-    EVAL_INDEX,
-    FUNNEL_STAGES,
-    SILVER_CODE_VERSION,
+from ptdata.silver.pipeline import FUNNEL_STAGES
+from ptdata.silver.signatures import (
     SilverInputError,
-    StagedSilver,
     eval_files_hash,
     load_eval_index,
     signatures_version,
     stage_signatures,
-    stage_silver,
 )
+from ptdata.silver.stage import SILVER_CODE_VERSION, StagedSilver, stage_silver
 
 EVAL_INDEX_CODE_VERSION = "1"
+PREPARED_RECORDS_VERSION = "p1"
 
 
 def build_eval_index(cfg: LoadedConfig) -> tuple[EvalIndex, dict[str, int], list[str]]:
@@ -106,10 +104,10 @@ def eval_index_asset(cfg: LoadedConfig) -> dg.AssetsDefinition:
             )
             if problems:
                 raise dg.Failure(description=f"eval_index not published: {problems[0]}")
-            staged = lake.staged_path(EVAL_INDEX, writer.stage_id)
+            staged = lake.staged_path(catalog.EVAL_INDEX.part(), writer.stage_id)
             with lake.parquet_writer(staged, EVAL_INDEX_SCHEMA.with_metadata(table.schema.metadata)) as w:
                 w.write_table(table)
-            version = lake.data_version(lake.publish(staged, EVAL_INDEX))
+            version = lake.data_version(lake.publish(staged, catalog.EVAL_INDEX.part()))
             yield dg.MaterializeResult(
                 metadata={
                     "dagster/row_count": table.num_rows,
@@ -117,7 +115,7 @@ def eval_index_asset(cfg: LoadedConfig) -> dg.AssetsDefinition:
                     "ngram": cfg.pipeline.decontam.ngram,
                     "items_per_set": per_set,
                     **writer.figures(sum(per_set.values())),
-                    "path": dg.MetadataValue.path(lake.path(EVAL_INDEX)),
+                    "path": dg.MetadataValue.path(lake.path(catalog.EVAL_INDEX.part())),
                 },
                 data_version=dg.DataVersion(version),
             )
@@ -129,7 +127,9 @@ def dedup_signatures_asset(partitions: dg.PartitionsDefinition, cfg: LoadedConfi
     """Per partition and regime, what silver needs of every bronze record to dedup later partitions against it:
     exact key, MinHash band keys, and whether it may survive (quality, contamination), with its language and
     quality score. The persistent index that makes silver's dedup global."""
-    version = stable_hash([signatures_version(cfg, r) for r in regime_names()])
+    # the prepared records it writes beside the signatures leave the signature files as they were (their own
+    # version, VERSION_META, names what they hold), but the asset's output changed: PREPARED_RECORDS_VERSION
+    version = f"{stable_hash([signatures_version(cfg, r) for r in regime_names()])}-{PREPARED_RECORDS_VERSION}"
 
     @dg.asset(
         name="dedup_signatures",
@@ -140,7 +140,8 @@ def dedup_signatures_asset(partitions: dg.PartitionsDefinition, cfg: LoadedConfi
         deps=[*(f"bronze_{r}" for r in regime_names()), "eval_index"],
         kinds={"parquet", "numpy"},
         description="Per bronze record: exact key and MinHash LSH band keys of its normalized, redacted text, its "
-        "quality verdict, contamination and language.",
+        "quality verdict, contamination and language; and the prepared record itself (prepared_<regime>), which "
+        "silver writes out and later partitions' verification reads, so no record is prepared twice.",
         check_specs=[
             dg.AssetCheckSpec(
                 "coverage", asset="dedup_signatures", blocking=True, description="one row per bronze record"
@@ -163,23 +164,23 @@ def dedup_signatures_asset(partitions: dg.PartitionsDefinition, cfg: LoadedConfi
                     if not lake.exists(source_part):
                         problems.append(f"bronze_{regime} {date} is not materialized")
                         continue
-                    part = catalog.DEDUP_SIGNATURES.part(date, regime)
-                    path = lake.staged_path(part, writer.stage_id)
-                    n = stage_signatures(lake, cfg, regime, date, path, index)
+                    n, files = stage_signatures(lake, cfg, regime, date, writer.stage_id, index)
                     expected = lake.parquet_file(lake.path(source_part)).metadata.num_rows
                     if n != expected:
                         problems.append(f"{regime} {date}: {n} signatures for {expected} bronze records")
                     counts[f"{date}/{regime}"] = n
-                    staged.append((path, part))
+                    staged.append(files)
                 desc = f"dedup_signatures {date}: {problems[0]}" if problems else ""
                 audits.append((date, Outcome("coverage", not problems, {"problems": problems}, desc)))
             result = check_result("dedup_signatures", "coverage", audits)
             yield result
             if not result.passed:
                 raise dg.Failure(description=result.description)
-            versions = {
-                f"{part.date}/{part.regime}": lake.data_version(lake.publish(path, part)) for path, part in staged
-            }
+            prepared_bytes = sum(lake.fs.size(path) for (_, _), (path, _) in staged)
+            versions = {}
+            for (signatures, part), (prepared, prepared_part) in staged:
+                lake.publish(prepared, prepared_part)
+                versions[f"{part.date}/{part.regime}"] = lake.data_version(lake.publish(signatures, part))
             total = sum(counts.values())
             bands, rows = lsh_bands(cfg.pipeline.dedup.threshold, cfg.pipeline.dedup.num_perm)
             yield dg.MaterializeResult(
@@ -189,6 +190,8 @@ def dedup_signatures_asset(partitions: dg.PartitionsDefinition, cfg: LoadedConfi
                     "rows": counts,
                     "bands": bands,
                     "rows_per_band": rows,
+                    # the disk the prepared records cost: the price of preparing each record once
+                    "prepared_bytes": prepared_bytes,
                     **writer.figures(total),
                     "path": dg.MetadataValue.path(catalog.DEDUP_SIGNATURES.url(lake)),
                 },

@@ -30,7 +30,8 @@ from ptdata.core.catalog import (
     gold_schema,
 )
 from ptdata.core.config import LoadedConfig, stable_hash
-from ptdata.core.lake import Lake, TablePartition
+from ptdata.core.lake import Lake, TablePartition, partition_days
+from ptdata.core.regimes import all_text
 from ptdata.gold.pack import pack_best_fit, position_ids, truncate_sequence
 from ptdata.gold.templates import ChatTemplate, chat_template
 from ptdata.gold.tokenize import (
@@ -42,7 +43,6 @@ from ptdata.gold.tokenize import (
     special_in_content,
     train_bpe,
 )
-from ptdata.silver.stage import all_text, partition_days
 
 TOKENIZER_CODE_VERSION = "1"
 GOLD_CODE_VERSION = "1"

@@ -30,12 +30,11 @@ import pyarrow.parquet as pq
 from ptdata.core import catalog
 from ptdata.core.catalog import token_column
 from ptdata.core.config import LoadedConfig, stable_hash
-from ptdata.core.lake import PARQUET_OPTIONS, Lake, parquet_list
+from ptdata.core.lake import PARQUET_OPTIONS, Lake, parquet_list, partition_days
 from ptdata.core.regimes import regime as regime_spec
 from ptdata.core.regimes import regime_names, regimes
 from ptdata.gold.stage import TOKENIZER, TOKENIZER_FILE, TOKENIZER_META, load_lake_tokenizer
 from ptdata.gold.tokenize import LoadedTokenizer
-from ptdata.silver.stage import partition_days
 
 RELEASE_CODE_VERSION = "1"
 # Megatron-LM's MMIDIDX header and dtype codes (megatron/core/datasets/indexed_dataset.py)

@@ -9,12 +9,13 @@ from collections import Counter
 from ptdata.core import catalog
 from ptdata.core.catalog import SILVER_REJECTIONS, record_pandera
 from ptdata.core.config import LoadedConfig
-from ptdata.core.lake import Lake, parquet_list
+from ptdata.core.lake import Lake, parquet_list, partition_days
 from ptdata.core.outcome import Outcome
 from ptdata.core.validate import validate_file
 from ptdata.silver.decontam import EvalIndex, find_contamination_batch
 from ptdata.silver.pii import find_pii
-from ptdata.silver.stage import StagedSilver, iter_texts, partition_days, source_rules
+from ptdata.silver.signatures import source_rules
+from ptdata.silver.stage import StagedSilver, iter_texts
 
 
 def schema(lake: Lake, cfg: LoadedConfig, st: StagedSilver) -> Outcome:

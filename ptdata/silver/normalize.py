@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
 from typing import Any
 
 import ftfy
@@ -28,7 +27,7 @@ import ftfy.bad_codecs  # noqa: F401 - registers the "sloppy-windows-125x" codec
 from ftfy.badness import is_bad
 from ftfy.chardata import CHARMAP_ENCODINGS
 
-from ptdata.core.regimes import regime as regime_spec
+from ptdata.core.regimes import map_text_fields
 
 # The ftfy options, chosen one by one. On: the mojibake repairs (fix_encoding and the steps under it,
 # restore_byte_a0, replace_lossy_sequences, decode_inconsistent_utf8, fix_c1_controls) and fix_surrogates.
@@ -93,22 +92,6 @@ def normalize_text(s: str) -> str:
     # every line is right-stripped now, so blank lines at the ends are bare "\n"s; the first line's
     # indentation survives because only newlines are stripped
     return s.strip("\n")
-
-
-def map_text_fields(regime: str, record: dict[str, Any], fn: Callable[[str], str]) -> dict[str, Any]:
-    """A copy of a canonical record with `fn` applied to every text field (message contents, answer, text);
-    other columns, verifier_args among them, are passed through (the regime's text fields, ptdata/core/regimes.py)."""
-    spec = regime_spec(regime)
-    out = dict(record)
-    for name in spec.message_fields:
-        if out.get(name) is not None:
-            out[name] = [
-                {**m, "content": fn(m["content"])} if isinstance(m.get("content"), str) else dict(m) for m in out[name]
-            ]
-    for name in spec.string_fields:
-        if isinstance(out.get(name), str):
-            out[name] = fn(out[name])
-    return out
 
 
 def normalize_record(regime: str, record: dict[str, Any]) -> dict[str, Any]:
