@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from ptdata.rl.verifiers.math_answer import parse_math_answer
 from ptdata.silver.quality import (
     RULES,
     QualityRules,
@@ -14,7 +15,6 @@ from ptdata.silver.quality import (
     ending,
     evaluate,
     is_refusal,
-    parse_math_answer,
     repetition_stats,
 )
 

@@ -50,7 +50,7 @@ class _SourceBase(_Strict):
     # {email_domains: [...], ip_networks: [...], literals: [...], fictional_phones: bool}
     pii_allowlist: dict[str, Any] = {}
     # silver's quality rules for this source, rule by rule over the regime's defaults, e.g.
-    # {length: {max_chars: 8000}, refusal: {enabled: false}} (see ptdata/silver/quality.py for every rule)
+    # {length: {max_chars: 8000}, refusal: {enabled: false}} (see ptdata/silver/quality/, a module a rule)
     quality: dict[str, Any] = {}
     # ISO 639-1 codes this source's records may be in (the `language` rule); null allows every language
     allowed_languages: list[Annotated[str, Field(pattern=r"^[a-z]{2,3}$")]] | None = None
