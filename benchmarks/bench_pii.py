@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))  # the scoring of the labelled set lives with its 
 
 from benchmarks.bench_bronze import WORDS  # noqa: E402
 from ptdata.silver.pii import PII_TYPES, redact  # noqa: E402
-from ptdata_tests.test_pii import TARGET, load_labelled, score_labelled  # noqa: E402
+from ptdata_tests.silver.test_pii import TARGET, load_labelled, score_labelled  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "pii.md"
 SIMPLE_EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")

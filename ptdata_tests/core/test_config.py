@@ -120,7 +120,7 @@ def test_settings_defaults(tmp_path):
 def test_readme_example_config_is_valid(tmp_path):
     import re
 
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
     block = re.search(r"```yaml\n(.*?)```", readme, re.S).group(1)
     (tmp_path / "evals").mkdir()
     (tmp_path / "evals" / "gsm8k_test.jsonl.gz").write_bytes(b"")

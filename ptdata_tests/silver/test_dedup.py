@@ -94,7 +94,9 @@ def test_signatures_are_deterministic_and_chunking_does_not_matter(monkeypatch):
     assert not np.array_equal(sig, d.minhash_signatures(docs, 128, seed=2))
     assert (sig[2] == d.EMPTY_SIGNATURE_VALUE).all()
     assert not (sig[[0, 1, 3, 4]] == d.EMPTY_SIGNATURE_VALUE).all(axis=1).any()
-    monkeypatch.setattr(minhash_module, "_SIGNATURE_CHUNK_BYTES", 8 * 128 * 97)  # 97 shingles a chunk: documents span chunks
+    monkeypatch.setattr(
+        minhash_module, "_SIGNATURE_CHUNK_BYTES", 8 * 128 * 97
+    )  # 97 shingles a chunk: documents span chunks
     assert np.array_equal(d.minhash_signatures(docs, 128), sig)
     # a permutation of a document's shingles, or repeats of them, give the same signature
     assert np.array_equal(d.minhash_signatures([rng.permutation(np.repeat(docs[1], 2))], 128)[0], sig[1])

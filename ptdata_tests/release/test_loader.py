@@ -10,7 +10,7 @@ from torch import nn
 from ptdata.release.build import read_megatron_index
 from ptdata.release.loader import IGNORE_INDEX, ReleaseDataset
 from ptdata_tests.conftest import run
-from ptdata_tests.test_gold_assets import D, _config, write_landing
+from ptdata_tests.integration.test_gold_assets import D, _config, write_landing
 
 
 @pytest.fixture(scope="module")

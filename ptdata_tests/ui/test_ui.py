@@ -30,7 +30,7 @@ from ptdata.demo.generate import DEMO_DAYS, write_demo_landing
 
 T = TypeVar("T")
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # the console scripts of the interpreter running the tests, so the servers import the same ptdata and dagster
 BIN = Path(sys.executable).parent
 CHROMIUM = Path("/usr/bin/chromium")

@@ -20,7 +20,7 @@ from ptdata.silver.pii import (
     redact,
 )
 
-LABELLED = Path(__file__).parent / "data" / "pii_labelled.jsonl"
+LABELLED = Path(__file__).parents[1] / "data" / "pii_labelled.jsonl"
 TARGET = 0.95
 
 

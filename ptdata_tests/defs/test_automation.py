@@ -11,7 +11,7 @@ from ptdata.defs.automation import ALERT_WEBHOOK_ENV, PIPELINE_JOB, run_failure_
 from ptdata.defs.location import build_definitions
 from ptdata.defs.resources import PtdataResource
 from ptdata_tests.conftest import landing, loopback
-from ptdata_tests.test_gold_assets import _config, write_landing
+from ptdata_tests.integration.test_gold_assets import _config, write_landing
 
 
 def _defs(settings):

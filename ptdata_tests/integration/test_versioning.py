@@ -10,7 +10,7 @@ from dagster._core.loader import LoadingContextForTest
 
 from ptdata.defs.location import build_definitions
 from ptdata_tests.conftest import run
-from ptdata_tests.test_gold_assets import D, _config, write_landing
+from ptdata_tests.integration.test_gold_assets import D, _config, write_landing
 
 
 def _stale(settings, instance) -> set[str]:

@@ -22,7 +22,7 @@ from ptdata.silver.decontam import (
 from ptdata.silver.eval_sets import load_eval_items
 from ptdata.silver.normalize import dedup_key_text
 
-DEMO_EVAL = Path(__file__).resolve().parents[1] / "ptdata" / "demo" / "evals" / "demo_eval.jsonl.gz"
+DEMO_EVAL = Path(__file__).resolve().parents[2] / "ptdata" / "demo" / "evals" / "demo_eval.jsonl.gz"
 EXTRA = [
     ("extra", "short-1", "Name the capital of Australia."),  # 5 words: indexed whole
     ("extra", "mid-1", "Explain why the sky looks blue at noon but red and orange at sunset."),  # 14 words
