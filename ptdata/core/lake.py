@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -113,6 +114,21 @@ class Lake:
             self.fs.mv(staged, final)
         self.remove_empty_dirs(staged.rsplit("/", 1)[0])
         return final
+
+    def publish_folder(self, staged: str, final: str) -> None:
+        """Swap a staged folder (a release) in: the old one is moved aside first, then removed."""
+        self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
+        aside = f"{final}.replaced"
+        if self.fs.exists(final):
+            self.fs.mv(final, aside, recursive=True) if not self.local else os.replace(final, aside)
+        if self.local:
+            os.replace(staged, final)
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            self.fs.mv(staged, final, recursive=True)
+            if self.fs.exists(aside):
+                self.fs.rm(aside, recursive=True)
+        self.remove_empty_dirs(staged.rsplit("/", 1)[0])
 
     def discard_staged(self, stage_id: str, dates: Sequence[dt.date] | None) -> list[str]:
         """Remove what earlier runs of the same writer left staged for `dates` (all of it when None): files of a

@@ -66,19 +66,19 @@ class Regime:
         return self.gold_layout in ("chat", "document")
 
 
-_ALL_RULES = frozenset(
-    {
-        "empty_turn",
-        "no_assistant_turn",
-        "length",
-        "repetition",
-        "truncated",
-        "refusal",
-        "identical_pair",
-        "unparseable_answer",
-        "language",
-    }
+# the names of silver's quality rules (ptdata/silver/quality/, a module each), in the order failures are reported
+QUALITY_RULES = (
+    "empty_turn",
+    "no_assistant_turn",
+    "length",
+    "repetition",
+    "truncated",
+    "refusal",
+    "identical_pair",
+    "unparseable_answer",
+    "language",
 )
+_ALL_RULES = frozenset(QUALITY_RULES)
 _REGISTRY: dict[str, Regime] = {}
 
 

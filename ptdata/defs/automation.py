@@ -91,7 +91,7 @@ def landing_sensor(job: UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
         description="Starts a run for a date when files land under landing/<source>/<date>/ (or new ones join them).",
     )
     def _landing(context: dg.SensorEvaluationContext, ptdata: PtdataResource):  # noqa: ANN202 - run requests
-        cfg = ptdata.load_config().pipeline
+        cfg = ptdata.config().pipeline
         sources = [s.name for s in cfg.sources if s.kind == "files"]
         today = dt.datetime.now(dt.UTC).date()
         state = landing_fingerprints(ptdata.landing, sources, cfg.start_date, today + dt.timedelta(days=1))

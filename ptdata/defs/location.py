@@ -53,6 +53,6 @@ def build_definitions(
         jobs=[job],
         schedules=[daily_schedule(job, cfg.pipeline.automation.daily_cron, cfg.pipeline.start_date)],
         sensors=[landing_sensor(job), run_failure_alert],
-        resources={"ptdata": PtdataResource.from_settings(settings)},
+        resources={"ptdata": PtdataResource.from_settings(settings, cfg)},
         loggers=loggers or {},
     )

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
+from pydantic import PrivateAttr
 
-from ptdata.core.config import LoadedConfig, Settings
+from ptdata.core.config import ConfigError, LoadedConfig, Settings, stable_hash
 from ptdata.core.lake import Lake
 
 
@@ -14,10 +15,17 @@ class PtdataResource(dg.ConfigurableResource):
     home: str
     config_path: str
     lake_root: str
+    # the hash of the config the definitions were built from: their code versions come from it, so a run must read
+    # the same one ("" when the resource was made without definitions, in a test)
+    config_sha: str = ""
+    _config: LoadedConfig | None = PrivateAttr(default=None)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> PtdataResource:
-        return cls(home=str(settings.home), config_path=str(settings.config_path), lake_root=settings.lake)
+    def from_settings(cls, settings: Settings, cfg: LoadedConfig | None = None) -> PtdataResource:
+        sha = stable_hash(cfg.pipeline) if cfg is not None else ""
+        return cls(
+            home=str(settings.home), config_path=str(settings.config_path), lake_root=settings.lake, config_sha=sha
+        )
 
     @property
     def settings(self) -> Settings:
@@ -27,8 +35,18 @@ class PtdataResource(dg.ConfigurableResource):
     def landing(self) -> Path:
         return self.settings.landing
 
-    def load_config(self) -> LoadedConfig:
-        return self.settings.load_config()
+    def config(self) -> LoadedConfig:
+        """The config, parsed once per run; a config file edited since the code location was loaded is refused,
+        because the assets' code versions were computed from the one it held then."""
+        if self._config is None:
+            cfg = self.settings.load_config()
+            if self.config_sha and stable_hash(cfg.pipeline) != self.config_sha:
+                raise ConfigError(
+                    f"{self.config_path} changed since the code location was loaded: reload it (the UI's "
+                    "Reload, or restart `dagster dev`) so that its code versions match the config"
+                )
+            self._config = cfg
+        return self._config
 
     def lake(self) -> Lake:
         return Lake(self.lake_root)

@@ -16,13 +16,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
 from ptdata.core import catalog
 from ptdata.core.lake import Lake
-from ptdata.defs.factory import SINGLE_RUN, column_schema, combined_version, exclusive_write, partition_dates
-from ptdata.defs.resources import PtdataResource
+from ptdata.defs.factory import Staged, StagedAssetSpec, StagedFile, Step, column_schema, staged_asset
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "dbt_like_sql"
 _REF = re.compile(r"\{\{\s*ref\(\s*['\"]([A-Za-z0-9_]+)['\"]\s*\)\s*\}\}")
@@ -33,6 +33,10 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 def _lake_tables() -> dict[str, catalog.Table]:
     """The Parquet tables of the catalog a model may ref (the tokenizer's files are not one)."""
     return {t.name: t for t in catalog.tables() if t.schema is not None}
+
+
+class SqlModelError(RuntimeError):
+    """A model's query failed; the message names the model and the date."""
 
 
 @dataclass(frozen=True)
@@ -99,47 +103,41 @@ def render(model: SqlModel, lake: Lake, date: str | None) -> str:
     return sql
 
 
-def sql_model_asset(model: SqlModel, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    @dg.asset(
-        name=model.name,
-        group_name="marts",
-        partitions_def=partitions if model.partitioned else None,
-        backfill_policy=SINGLE_RUN,
-        code_version=model.code_version,
-        deps=list(model.refs),
-        kinds={"sql", "duckdb", "parquet"},
-        description=f"dbt_like_sql/{model.name}.sql",
-        metadata={"sql": dg.MetadataValue.md(f"```sql\n{model.sql}\n```")},
-    )
-    def _model(context: dg.AssetExecutionContext, ptdata: PtdataResource) -> dg.MaterializeResult:
-        lake = ptdata.lake()
-        mart = catalog.mart(model.name, model.partitioned)
-        dates = [d.isoformat() for d in partition_dates(context)] if model.partitioned else [None]
-        versions, rows, staged = {}, 0, []
-        with exclusive_write(context, ptdata) as writer, lake.duckdb() as con:
-            for date in dates:
-                part = mart.part(None if date is None else dt.date.fromisoformat(date))
-                try:
-                    table = con.sql(render(model, lake, date)).to_arrow_table()
-                except Exception as e:  # duckdb's errors name the line; say which model and date
-                    raise dg.Failure(description=f"{model.name}.sql ({date or 'unpartitioned'}): {e}") from None
-                path = lake.staged_path(part, writer.stage_id)
-                with lake.parquet_writer(path, table.schema) as w:
-                    w.write_table(table)
-                staged.append((path, part, table))
-                rows += table.num_rows
-            for path, part, _ in staged:
-                versions[str(part.date or "all")] = lake.data_version(lake.publish(path, part))
-            # DuckDB does not say how many rows it read, so a model reports no records_in
-            figures = writer.figures(0)
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": rows,
-                "dagster/column_schema": column_schema(staged[0][2].schema),
-                **{k: figures[k] for k in ("seconds", "cpu_seconds", "usd")},
-                "path": dg.MetadataValue.path(mart.url(lake)),
-            },
-            data_version=dg.DataVersion(combined_version(versions)),
-        )
+def _stage(model: SqlModel, step: Step, date: dt.date | None) -> Staged:
+    part = catalog.mart(model.name, model.partitioned).part(date)
+    with step.lake.duckdb() as con:
+        try:
+            table = con.sql(render(model, step.lake, None if date is None else date.isoformat())).to_arrow_table()
+        except Exception as e:  # duckdb's errors name the line; say which model and date
+            raise SqlModelError(f"{model.name}.sql ({date or 'unpartitioned'}): {e}") from None
+    path = step.lake.staged_path(part, step.stage_id)
+    with step.lake.parquet_writer(path, table.schema) as w:
+        w.write_table(table)
+    # DuckDB does not say how many rows it read, so a model reports no records_in
+    return Staged(date, files=[StagedFile(path, part, str(date or "all"))], records_in=None, info=table)
 
-    return _model
+
+def _metadata(model: SqlModel, step: Step, staged: list[Staged]) -> dict[str, Any]:
+    return {
+        "dagster/row_count": sum(st.info.num_rows for st in staged),
+        "dagster/column_schema": column_schema(staged[0].info.schema),
+        "path": dg.MetadataValue.path(catalog.mart(model.name, model.partitioned).url(step.lake)),
+    }
+
+
+def sql_model_asset(model: SqlModel, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    return staged_asset(
+        StagedAssetSpec(
+            name=model.name,
+            group="marts",
+            description=f"dbt_like_sql/{model.name}.sql",
+            code_version=model.code_version,
+            stage=lambda step, date, _: _stage(model, step, date),
+            metadata=lambda step, staged, versions, figures: _metadata(model, step, staged),
+            partitions=partitions if model.partitioned else None,
+            deps=list(model.refs),
+            kinds=frozenset({"sql", "duckdb", "parquet"}),
+            input_errors=(SqlModelError,),
+            definition_metadata={"sql": dg.MetadataValue.md(f"```sql\n{model.sql}\n```")},
+        )
+    )

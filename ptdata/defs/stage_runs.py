@@ -1,6 +1,8 @@
 """The stage_runs asset: what every run of every asset cost, read from the Dagster instance (the rows and the
 projections from them are ptdata/ops/cost.py)."""
 
+from __future__ import annotations
+
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -9,8 +11,7 @@ import dagster as dg
 
 from ptdata.core.catalog import STAGE_RUNS
 from ptdata.core.config import LoadedConfig, stable_hash
-from ptdata.defs.factory import SINGLE_RUN, column_schema, exclusive_write
-from ptdata.defs.resources import PtdataResource
+from ptdata.defs.factory import Staged, StagedAssetSpec, StagedFile, Step, staged_asset
 from ptdata.ops.cost import StageRun, stage_runs_table
 
 # bump when the export changes what it writes; the cost config part is added (its price is a column)
@@ -20,46 +21,45 @@ _PAGE = 1000
 _RUNS_PER_QUERY = 500
 
 
+def _stage(step: Step, exported: Sequence[dg.AssetKey]) -> Staged:
+    runs = read_stage_runs(step.context.instance, [*exported, dg.AssetKey("stage_runs")])
+    table = stage_runs_table(runs, step.cfg.pipeline.cost.usd_per_core_hour)
+    part = STAGE_RUNS.part()
+    staged = step.lake.staged_path(part, step.stage_id)
+    with step.lake.parquet_writer(staged, table.schema) as w:
+        w.write_table(table)
+    return Staged(
+        None,
+        files=[StagedFile(staged, part, "all")],
+        # what it read: one materialization per partition, one for an unpartitioned asset
+        records_in=sum(max(r.partitions, 1) for r in runs),
+        info={
+            "dagster/row_count": table.num_rows,
+            "runs": len({r.run_id for r in runs}),
+            "without_timing": sum(r.cpu_seconds is None for r in runs),
+        },
+    )
+
+
 def stage_runs_asset(
     cfg: LoadedConfig, exported: Sequence[dg.AssetKey], upstream: Sequence[dg.AssetKey]
 ) -> dg.AssetsDefinition:
     """`exported`: the other assets whose runs it lists (its own are listed too); `upstream`: those it runs after
     when a run materializes them as well, so that its export holds that run's stages."""
-
-    @dg.asset(
-        name="stage_runs",
-        group_name="ops",
-        code_version=f"{OPS_CODE_VERSION}-{stable_hash(cfg.pipeline.cost)}",
-        # `--partition-range` needs a single-run policy on every selected asset, unpartitioned ones included
-        backfill_policy=SINGLE_RUN,
-        deps=list(upstream),
-        kinds={"parquet", "dagster"},
-        description="One row per run and asset from the Dagster instance's materializations: partition range, run "
-        "start, wall and CPU seconds, records in, rows out, tokens, $ and the configured $ per core-hour.",
+    return staged_asset(
+        StagedAssetSpec(
+            name="stage_runs",
+            group="ops",
+            description="One row per run and asset from the Dagster instance's materializations: partition range, "
+            "run start, wall and CPU seconds, records in, rows out, tokens, $ and the configured $ per core-hour.",
+            code_version=f"{OPS_CODE_VERSION}-{stable_hash(cfg.pipeline.cost)}",
+            stage=lambda step, _, __: _stage(step, exported),
+            metadata=lambda step, staged, versions, figures: dict(staged[0].info),
+            table=STAGE_RUNS,
+            deps=list(upstream),
+            kinds=frozenset({"parquet", "dagster"}),
+        )
     )
-    def _stage_runs(context: dg.AssetExecutionContext, ptdata: PtdataResource) -> dg.MaterializeResult:
-        lake = ptdata.lake()
-        with exclusive_write(context, ptdata) as writer:
-            runs = read_stage_runs(context.instance, [*exported, dg.AssetKey("stage_runs")])
-            table = stage_runs_table(runs, ptdata.load_config().pipeline.cost.usd_per_core_hour)
-            staged = lake.staged_path(STAGE_RUNS.part(), writer.stage_id)
-            with lake.parquet_writer(staged, table.schema) as w:
-                w.write_table(table)
-            path = lake.publish(staged, STAGE_RUNS.part())
-            return dg.MaterializeResult(
-                metadata={
-                    "dagster/row_count": table.num_rows,
-                    "dagster/column_schema": column_schema(table.schema),
-                    "runs": len({r.run_id for r in runs}),
-                    "without_timing": sum(r.cpu_seconds is None for r in runs),
-                    # what it read: one materialization per partition, one for an unpartitioned asset
-                    **writer.figures(sum(max(r.partitions, 1) for r in runs)),
-                    "path": dg.MetadataValue.path(STAGE_RUNS.url(lake)),
-                },
-                data_version=dg.DataVersion(lake.data_version(path)),
-            )
-
-    return _stage_runs
 
 
 def read_stage_runs(instance: dg.DagsterInstance, assets: Iterable[dg.AssetKey]) -> list[StageRun]:

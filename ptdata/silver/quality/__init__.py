@@ -38,6 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ptdata.core.regimes import QUALITY_RULES
 from ptdata.core.regimes import regime as regime_spec
 from ptdata.silver.langid import detect_record_lang
 from ptdata.silver.quality.base import Rule, Strict
@@ -51,17 +52,8 @@ from ptdata.silver.quality.repetition import RepetitionRule, repetition_pressure
 from ptdata.silver.quality.truncated import ending
 from ptdata.silver.quality.unparseable_answer import answer_is_usable
 
-RULES = (
-    "empty_turn",
-    "no_assistant_turn",
-    "length",
-    "repetition",
-    "truncated",
-    "refusal",
-    "identical_pair",
-    "unparseable_answer",
-    "language",
-)
+# the rules in the order a record's failures are reported (its reason is the first); a module of this package each
+RULES = QUALITY_RULES
 
 _SCORE_WEIGHTS = {"repetition": 0.5, "ending": 0.3, "language": 0.2}
 
