@@ -5,6 +5,7 @@ makes every gold partition stale (gold depends on the tokenizer asset, whose dat
 from collections import Counter
 
 import dagster as dg
+import numpy as np
 
 from ptdata.core import catalog
 from ptdata.core.config import LoadedConfig, stable_hash
@@ -163,20 +164,19 @@ def _gold_metadata(
     tokens = sum(st.tokens for st in staged)
     figures = writer.figures(sum(st.silver_rows for st in staged))
     capacity = sum(st.capacity for st in staged)
-    lengths = sorted(x for st in staged for x in st.lengths)
-    quantiles = (
-        {f"p{q}": lengths[min(len(lengths) - 1, len(lengths) * q // 100)] for q in (50, 90, 99)} if lengths else {}
-    )
+    lengths = np.sort(np.concatenate([st.lengths for st in staged]))
+    n = len(lengths)
+    quantiles = {f"p{q}": int(lengths[min(n - 1, n * q // 100)]) for q in (50, 90, 99)} if n else {}
     return {
         "dagster/row_count": sum(st.rows for st in staged),
         "dagster/column_schema": column_schema(GOLD_SCHEMAS[staged[0].regime]),
         "silver_records": sum(st.silver_rows for st in staged),
         "rejected_by_reason": dict(sorted(reasons.items())),
-        "truncated_records": sum(len(st.truncated) for st in staged),
+        "truncated_records": sum(st.truncated for st in staged),
         "tokens": tokens,
         "trained_tokens": sum(st.trained_tokens for st in staged),
         "packing_efficiency": round(tokens / capacity, 6) if capacity else None,
-        "sequence_tokens": {"max": lengths[-1], **quantiles} if lengths else {},
+        "sequence_tokens": {"max": int(lengths[-1]), **quantiles} if n else {},
         "seq_len": cfg.pipeline.packing.seq_len,
         "chat_template": cfg.pipeline.tokenizer.chat_template,
         "tokenizer_sha256": staged[0].tokenizer_sha256,

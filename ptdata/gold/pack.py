@@ -51,33 +51,57 @@ class _Fenwick:
         return pos if pos < self.n else None
 
 
-def pack_best_fit(lengths: Sequence[int] | np.ndarray, keys: Sequence[str], capacity: int) -> list[list[int]]:
-    """Rows of sequence indices, by best-fit decreasing (see the module docstring). Every length must be in
-    [1, capacity]; rows are listed in the order they were opened, sequences in the order they were placed."""
+def best_fit_plan(
+    lengths: Sequence[int] | np.ndarray, keys: Sequence[str] | np.ndarray, capacity: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where best-fit decreasing (see the module docstring) puts each sequence: its row, rows numbered in the
+    order they were opened, and its position in that row, in the order sequences were placed. Every length must
+    be in [1, capacity]. `keys` break ties between equal lengths: strings, or any array numpy sorts in the same
+    order (fixed-width bytes, as UTF-8 keeps the order of code points, cost a quarter of numpy's str)."""
     lengths = np.asarray(lengths, dtype=np.int64)
+    keys = np.asarray(keys)
+    if len(keys) != len(lengths):
+        raise ValueError(f"{len(lengths)} lengths but {len(keys)} keys")
     if len(lengths) and (lengths.min() < 1 or lengths.max() > capacity):
         raise ValueError(f"sequence lengths must be in [1, {capacity}]")
-    order = sorted(range(len(lengths)), key=lambda i: (-int(lengths[i]), keys[i]))
+    # a stable sort on fixed-width arrays: a few bytes a sequence where sorted() on (length, key) tuples takes
+    # hundreds, and the same order (ties on both fall back to the input order in either)
+    order = np.lexsort((keys, -lengths)) if len(lengths) else np.zeros(0, dtype=np.int64)
     free = _Fenwick(capacity + 1)  # slot r: how many rows have exactly r tokens of room
     rows_with_room: list[list[int]] = [[] for _ in range(capacity + 1)]
     room: list[int] = []
-    rows: list[list[int]] = []
-    for i in order:
-        n = int(lengths[i])
+    placed: list[int] = []
+    row_of = np.empty(len(lengths), dtype=np.int32)
+    pos_of = np.empty(len(lengths), dtype=np.int32)
+    for i, n in zip(order.tolist(), lengths[order].tolist(), strict=True):
         r = free.first_at_or_after(n)
         if r is None:
-            row = len(rows)
-            rows.append([])
+            row = len(room)
             room.append(capacity)
+            placed.append(0)
         else:
             row = rows_with_room[r].pop()
             free.add(r, -1)
-        rows[row].append(i)
+        row_of[i] = row
+        pos_of[i] = placed[row]
+        placed[row] += 1
         room[row] -= n
         if room[row]:
             rows_with_room[room[row]].append(row)
             free.add(room[row], 1)
-    return rows
+    return row_of, pos_of
+
+
+def pack_best_fit(
+    lengths: Sequence[int] | np.ndarray, keys: Sequence[str] | np.ndarray, capacity: int
+) -> list[list[int]]:
+    """Rows of sequence indices, by best-fit decreasing (see `best_fit_plan`); rows are listed in the order they
+    were opened, sequences in the order they were placed."""
+    row_of, pos_of = best_fit_plan(lengths, keys, capacity)
+    order = np.lexsort((pos_of, row_of))
+    if not len(order):
+        return []
+    return [part.tolist() for part in np.split(order, np.flatnonzero(np.diff(row_of[order])) + 1)]
 
 
 def pack_first_fit(lengths: Sequence[int] | np.ndarray, capacity: int) -> list[list[int]]:

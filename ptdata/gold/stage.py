@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ptdata.core.catalog import (
     GOLD_PACKED_SCHEMA,
@@ -30,9 +32,9 @@ from ptdata.core.catalog import (
     gold_schema,
 )
 from ptdata.core.config import LoadedConfig, stable_hash
-from ptdata.core.lake import Lake, TablePartition, partition_days
+from ptdata.core.lake import Lake, TablePartition, parquet_list, partition_days
 from ptdata.core.regimes import all_text
-from ptdata.gold.pack import pack_best_fit, position_ids, truncate_sequence
+from ptdata.gold.pack import best_fit_plan, position_ids, truncate_sequence
 from ptdata.gold.templates import ChatTemplate, chat_template
 from ptdata.gold.tokenize import (
     EOS,
@@ -57,6 +59,12 @@ GOLD_SCHEMAS = {
     "preference": GOLD_PREFERENCE_SCHEMA,
     "rlvr": gold_schema("rlvr"),
 }
+# silver records tokenized at a time, and sequences handed back at a time in packing order
+BATCH_ROWS = 4096
+# Arrow bytes of gold rows (or rejections) buffered before they are written as one row group
+ROW_GROUP_BYTES = 64 << 20
+# DuckDB's memory while it sorts a partition's sequences into packing order; past it, it spills to disk
+PACK_MEMORY = "256MB"
 # the schema metadata key of a gold file naming the tokenizer it was built with
 TOKENIZER_META = b"ptdata.tokenizer_sha256"
 
@@ -154,8 +162,38 @@ class StagedGold:
     trained_tokens: int = 0
     capacity: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
-    lengths: list[int] = field(default_factory=list)
-    truncated: list[str] = field(default_factory=list)  # records cut to seq_len (packing.overlong: truncate)
+    # tokens of each sequence (the longer side of a pair), in silver order: 4 bytes a record
+    lengths: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    truncated: int = 0  # records cut to seq_len (packing.overlong: truncate)
+
+
+class _RowGroups:
+    """Tables appended to a Parquet writer in row groups of about `limit` Arrow bytes. A file under the limit is
+    one row group, written by one call as a table built whole would be, so small partitions keep their bytes."""
+
+    def __init__(self, writer: pq.ParquetWriter, schema: pa.Schema, limit: int) -> None:
+        self.writer, self.schema, self.limit = writer, schema, limit
+        self.pending: list[pa.Table] = []
+        self.pending_bytes = 0
+        self.written = False
+
+    def add(self, table: pa.Table) -> None:
+        if not table.num_rows:
+            return
+        self.pending.append(table)
+        self.pending_bytes += table.nbytes
+        if self.pending_bytes >= self.limit:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.writer.write_table(pa.concat_tables(self.pending).combine_chunks())
+            self.pending, self.pending_bytes, self.written = [], 0, True
+
+    def close(self) -> None:
+        self.flush()
+        if not self.written:  # an empty partition is still one (empty) row group with the table's schema
+            self.writer.write_table(self.schema.empty_table())
 
 
 def _messages(value: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
@@ -179,9 +217,18 @@ def _reject(rows: dict[str, list], rec: dict[str, Any], regime: str, reason: str
 
 
 def stage_gold(
-    lake: Lake, cfg: LoadedConfig, regime: str, date: dt.date, stage_id: str, tok: LoadedTokenizer
+    lake: Lake,
+    cfg: LoadedConfig,
+    regime: str,
+    date: dt.date,
+    stage_id: str,
+    tok: LoadedTokenizer,
+    batch_rows: int = BATCH_ROWS,
+    row_group_bytes: int = ROW_GROUP_BYTES,
 ) -> StagedGold:
-    """Stage gold_<regime> and its gold_rejections part for one partition."""
+    """Stage gold_<regime> and its gold_rejections part for one partition, in bounded memory: silver is read
+    and tokenized `batch_rows` records at a time, and the staged files are written in row groups of about
+    `row_group_bytes`. Neither changes the rows, only how they are split into row groups."""
     silver = TablePartition("silver", f"silver_{regime}", date)
     if not lake.exists(silver):
         raise GoldInputError(f"gold_{regime} {date}: silver_{regime} is not materialized for {date}")
@@ -198,26 +245,42 @@ def stage_gold(
     )
     template = chat_template(cfg.pipeline.tokenizer.chat_template, tok)
     packing = cfg.pipeline.packing
-    rejected: dict[str, list] = {name: [] for name in GOLD_REJECTIONS_SCHEMA.names}
-    sequences: list[tuple[str, np.ndarray, np.ndarray]] = []
-    out_rows: dict[str, list] = {name: [] for name in GOLD_SCHEMAS[regime].names}
-    pf = lake.parquet_file(lake.path(silver))
-    for i in range(pf.num_row_groups):
-        records = pf.read_row_group(i).to_pylist()
-        st.silver_rows += len(records)
-        if regime in ("sft", "text"):
-            sequences += _tokenize_packable(regime, records, template, tok, cfg, rejected, st)
-        elif regime == "preference":
-            _tokenize_pairs(records, template, tok, packing.seq_len, cfg, out_rows, rejected, st)
-        else:
-            _tokenize_prompts(records, template, tok, packing.max_prompt_tokens, out_rows, rejected, st)
-    if regime in ("sft", "text"):
-        _pack(sequences, packing.seq_len, date, out_rows, st)
     schema = GOLD_SCHEMAS[regime].with_metadata({TOKENIZER_META: st.tokenizer_sha256.encode()})
-    with lake.parquet_writer(st.gold_staged, schema) as w:
-        w.write_table(pa.table(out_rows, schema=schema))
-    with lake.parquet_writer(st.rejections_staged, GOLD_REJECTIONS_SCHEMA) as w:
-        w.write_table(pa.table(rejected, schema=GOLD_REJECTIONS_SCHEMA))
+    pf = lake.parquet_file(lake.path(silver))
+    lengths: list[np.ndarray] = []
+    with (
+        lake.parquet_writer(st.gold_staged, schema) as gold_w,
+        lake.parquet_writer(st.rejections_staged, GOLD_REJECTIONS_SCHEMA) as reject_w,
+        tempfile.TemporaryDirectory(prefix="ptdata-gold-") as tmp,
+    ):
+        out = _RowGroups(gold_w, GOLD_SCHEMAS[regime], row_group_bytes)
+        rejected_out = _RowGroups(reject_w, GOLD_REJECTIONS_SCHEMA, row_group_bytes)
+        spill = _Spill(Path(tmp) / "sequences.parquet") if regime in ("sft", "text") else None
+        for batch in pf.iter_batches(batch_size=batch_rows):
+            records = batch.to_pylist()
+            st.silver_rows += len(records)
+            rejected: dict[str, list] = {name: [] for name in GOLD_REJECTIONS_SCHEMA.names}
+            if spill is not None:
+                spill.add(_tokenize_packable(regime, records, template, tok, cfg, rejected, st))
+            else:
+                rows: dict[str, list] = {name: [] for name in GOLD_SCHEMAS[regime].names}
+                batch_lengths: list[int] = []
+                if regime == "preference":
+                    _tokenize_pairs(records, template, tok, packing.seq_len, cfg, rows, rejected, st, batch_lengths)
+                else:
+                    _tokenize_prompts(
+                        records, template, tok, packing.max_prompt_tokens, rows, rejected, st, batch_lengths
+                    )
+                out.add(pa.table(rows, schema=GOLD_SCHEMAS[regime]))
+                lengths.append(np.asarray(batch_lengths, dtype=np.int32))
+            rejected_out.add(pa.table(rejected, schema=GOLD_REJECTIONS_SCHEMA))
+        if spill is not None:
+            spill.close()
+            lengths.append(spill.lengths())
+            _pack(lake, spill, packing.seq_len, date, out, st, batch_rows)
+        out.close()
+        rejected_out.close()
+    st.lengths = np.concatenate([np.zeros(0, dtype=np.int32), *lengths])
     return st
 
 
@@ -255,7 +318,8 @@ def _tokenize_packable(
     cfg: LoadedConfig,
     rejected: dict[str, list],
     st: StagedGold,
-) -> list[tuple[str, np.ndarray, np.ndarray]]:
+) -> list[tuple[str, np.ndarray, np.ndarray, bool]]:
+    """(record_id, ids, mask, truncated) of each record of a batch that can be packed; the others rejected."""
     loss_on = cfg.pipeline.tokenizer.loss_on
     seq_len = cfg.pipeline.packing.seq_len
     if regime == "sft":
@@ -272,46 +336,147 @@ def _tokenize_packable(
         if not mask.any():
             reason, detail = "no_trained_tokens", "the template trains no token of this record"
         elif cut is not None:
-            out.append((rec["record_id"], *cut))
-            st.truncated.append(rec["record_id"])
+            out.append((rec["record_id"], *cut, True))
+            st.truncated += 1
             continue
         elif len(ids) > seq_len:
             reason, detail = "too_long", f"{len(ids)} tokens, more than packing.seq_len {seq_len}"
         else:
-            out.append((rec["record_id"], ids, mask))
+            out.append((rec["record_id"], ids, mask, False))
             continue
         _reject(rejected, rec, regime, reason, detail)
         st.reasons[reason] += 1
     return out
 
 
+_SPILL_SCHEMA = pa.schema(
+    [
+        ("seq", pa.int32()),
+        ("record_id", pa.string()),
+        ("ids", pa.list_(pa.int32())),
+        ("mask", pa.list_(pa.int8())),
+        ("truncated", pa.bool_()),
+    ]
+)
+
+
+def _list_array(parts: list[np.ndarray], dtype: type) -> pa.ListArray:
+    offsets = np.zeros(len(parts) + 1, dtype=np.int32)
+    np.cumsum([len(p) for p in parts], out=offsets[1:])
+    values = np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype=dtype)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
+
+
+class _Spill:
+    """The sequences to pack, in arrival order, in a local Parquet file; only each one's length and key (its
+    record_id as bytes, which sort as the strings do) stay in memory, for the packing plan."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.writer = pq.ParquetWriter(path, _SPILL_SCHEMA, compression="lz4")
+        self.count = 0
+        self._lengths: list[np.ndarray] = []
+        self._keys: list[np.ndarray] = []
+
+    def add(self, sequences: list[tuple[str, np.ndarray, np.ndarray, bool]]) -> None:
+        if not sequences:
+            return
+        rids = [s[0] for s in sequences]
+        batch = pa.record_batch(
+            [
+                pa.array(np.arange(self.count, self.count + len(sequences), dtype=np.int32)),
+                pa.array(rids, type=pa.string()),
+                _list_array([s[1] for s in sequences], np.int32),
+                _list_array([s[2] for s in sequences], np.int8),
+                pa.array([s[3] for s in sequences], type=pa.bool_()),
+            ],
+            schema=_SPILL_SCHEMA,
+        )
+        self.writer.write_batch(batch)
+        self.count += len(sequences)
+        self._lengths.append(np.asarray([len(s[1]) for s in sequences], dtype=np.int32))
+        self._keys.append(np.asarray([r.encode() for r in rids]))
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def lengths(self) -> np.ndarray:
+        return np.concatenate([np.zeros(0, dtype=np.int32), *self._lengths])
+
+    def keys(self) -> np.ndarray:
+        return np.concatenate([np.zeros(0, dtype="S1"), *self._keys])
+
+
 def _pack(
-    sequences: list[tuple[str, np.ndarray, np.ndarray]],
-    seq_len: int,
-    date: dt.date,
-    rows: dict[str, list],
-    st: StagedGold,
+    lake: Lake, spill: _Spill, seq_len: int, date: dt.date, out: _RowGroups, st: StagedGold, batch_rows: int
 ) -> None:
-    lengths = [len(ids) for _, ids, _ in sequences]
-    cut = set(st.truncated)
-    for members in pack_best_fit(lengths, [rid for rid, _, _ in sequences], seq_len):
-        lens = [lengths[i] for i in members]
-        ids = np.concatenate([sequences[i][1] for i in members])
-        mask = np.concatenate([sequences[i][2] for i in members])
-        rows["input_ids"].append(ids)
-        rows["loss_mask"].append(mask)
-        rows["position_ids"].append(position_ids(lens))
-        rows["seq_lens"].append(lens)
-        rows["record_ids"].append([sequences[i][0] for i in members])
-        rows["truncated"].append([sequences[i][0] for i in members if sequences[i][0] in cut])
-        rows["date"].append(date)
-        rows["tokens"].append(len(ids))
-        rows["trained_tokens"].append(int(mask.sum()))
-        st.tokens += len(ids)
-        st.trained_tokens += int(mask.sum())
-    st.rows = len(rows["input_ids"])
+    """Pack the spilled sequences best-fit decreasing and write the rows in order. The plan (row and position of
+    every sequence) needs only lengths and keys; DuckDB then sorts the sequences into plan order, spilling to
+    disk under its memory limit, and hands them back `batch_rows` at a time."""
+    row_of, pos_of = best_fit_plan(spill.lengths(), spill.keys(), seq_len)
+    plan = pa.table({"seq": np.arange(spill.count, dtype=np.int32), "row": row_of, "pos": pos_of})
+    with lake.duckdb(memory_limit=PACK_MEMORY, threads=1) as con:
+        con.register("plan", plan)
+        reader = con.sql(
+            "select s.record_id, s.ids, s.mask, s.truncated, p.row "
+            f"from read_parquet({parquet_list([str(spill.path)])}) s join plan p using (seq) order by p.row, p.pos"
+        ).to_arrow_reader(batch_rows)
+        carry = None
+        for batch in reader:
+            if not batch.num_rows:
+                continue
+            seqs = pa.Table.from_batches([batch])
+            if carry is not None:
+                seqs = pa.concat_tables([carry, seqs])
+            rows = seqs.column("row").to_numpy()
+            last = int(np.searchsorted(rows, rows[-1]))  # the last row may go on in the next batch
+            out.add(_packed_rows(seqs.slice(0, last), date, st))
+            carry = seqs.slice(last)
+        if carry is not None and carry.num_rows:
+            out.add(_packed_rows(carry, date, st))
     st.capacity = st.rows * seq_len
-    st.lengths = lengths
+
+
+def _packed_rows(seqs: pa.Table, date: dt.date, st: StagedGold) -> pa.Table:
+    """The packed rows of sequences given in plan order, each row's sequences together; counted into `st`."""
+    seqs = seqs.combine_chunks()
+    if not seqs.num_rows:
+        return GOLD_PACKED_SCHEMA.empty_table()
+    row = seqs.column("row").to_numpy()
+    ids, mask = seqs.column("ids").chunk(0), seqs.column("mask").chunk(0)
+    record_id = seqs.column("record_id").chunk(0).cast(pa.string())
+    truncated = seqs.column("truncated").to_numpy(zero_copy_only=False)
+    lens = pc.list_value_length(ids).to_numpy().astype(np.int32)
+    # offsets, per row, into the row's sequences, the row's tokens and its truncated records
+    seq_off = np.flatnonzero(np.r_[True, row[1:] != row[:-1], True]).astype(np.int32)
+    tok_off = np.r_[0, np.cumsum(lens, dtype=np.int64)][seq_off].astype(np.int32)
+    cut_off = np.r_[0, np.cumsum(truncated, dtype=np.int64)][seq_off].astype(np.int32)
+    flat_ids, flat_mask = ids.flatten(), mask.flatten()
+    trained = np.add.reduceat(flat_mask.to_numpy().astype(np.int64), tok_off[:-1])
+    tokens = np.diff(tok_off)
+    n = len(tokens)
+    st.rows += n
+    st.tokens += int(tokens.sum())
+    st.trained_tokens += int(trained.sum())
+    t = GOLD_PACKED_SCHEMA.field
+
+    def lists(offsets: np.ndarray, values: pa.Array, name: str) -> pa.ListArray:
+        return pa.ListArray.from_arrays(pa.array(offsets, type=pa.int32()), values, type=t(name).type)
+
+    return pa.table(
+        [
+            lists(tok_off, flat_ids, "input_ids"),
+            lists(tok_off, flat_mask, "loss_mask"),
+            lists(tok_off, pa.array(position_ids(lens)), "position_ids"),
+            lists(seq_off, pa.array(lens), "seq_lens"),
+            lists(seq_off, record_id, "record_ids"),
+            lists(cut_off, record_id.filter(pa.array(truncated)), "truncated"),
+            pa.array([date] * n, type=pa.date32()),
+            pa.array(tokens, type=pa.int32()),
+            pa.array(trained, type=pa.int32()),
+        ],
+        schema=GOLD_PACKED_SCHEMA,
+    )
 
 
 def _tokenize_pairs(
@@ -323,6 +488,7 @@ def _tokenize_pairs(
     rows: dict[str, list],
     rejected: dict[str, list],
     st: StagedGold,
+    lengths: list[int],
 ) -> None:
     loss_on = cfg.pipeline.tokenizer.loss_on
     renderings = []
@@ -358,7 +524,7 @@ def _tokenize_pairs(
             st.rows += 1
             st.tokens += len(c_ids) + len(r_ids)
             st.trained_tokens += int(c_mask.sum() + r_mask.sum())
-            st.lengths.append(longest)
+            lengths.append(longest)
             continue
         _reject(rejected, rec, "preference", reason, detail)
         st.reasons[reason] += 1
@@ -372,6 +538,7 @@ def _tokenize_prompts(
     rows: dict[str, list],
     rejected: dict[str, list],
     st: StagedGold,
+    lengths: list[int],
 ) -> None:
     renderings = [[template.segments(_messages(r["prompt"]), generation_prompt=True)] for r in records]
     for rec, [(ids, _)] in _encode(records, renderings, tok, "rlvr", rejected, st):
@@ -391,4 +558,4 @@ def _tokenize_prompts(
             rows[name].append(value)
         st.rows += 1
         st.tokens += len(ids)
-        st.lengths.append(len(ids))
+        lengths.append(len(ids))

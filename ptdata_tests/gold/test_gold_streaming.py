@@ -1,0 +1,200 @@
+"""Gold in bounded memory: streamed staging gives the rows the in-memory packing gave, whatever the batches and
+the silver row groups, and the audits still catch a record lost or packed twice."""
+
+import datetime as dt
+import json
+import random
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from ptdata.assemble import StagedGold, _tokenize_packable, load_lake_tokenizer, stage_gold
+from ptdata.checks.gold import audit_staged
+from ptdata.lake import Lake, TablePartition
+from ptdata.transforms.pack import _Fenwick, best_fit_plan, pack_best_fit, position_ids
+from ptdata.transforms.templates import chat_template
+from ptdata_tests.conftest import landing, run
+from ptdata_tests.test_gold_assets import SENTENCES
+
+D = "2026-11-01"
+DATE = dt.date.fromisoformat(D)
+SEQ_LEN = 256
+PACKING = {"seq_len": SEQ_LEN, "min_efficiency": 0.0, "overlong": "truncate"}
+
+
+def _reference_pack(lengths: list[int], keys: list[str], capacity: int) -> list[list[int]]:
+    """Best-fit decreasing as gold packed before it streamed: sorted() over (length, key), one list per row."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], keys[i]))
+    free = _Fenwick(capacity + 1)
+    rows_with_room: list[list[int]] = [[] for _ in range(capacity + 1)]
+    room: list[int] = []
+    rows: list[list[int]] = []
+    for i in order:
+        r = free.first_at_or_after(lengths[i])
+        if r is None:
+            row = len(rows)
+            rows.append([])
+            room.append(capacity)
+        else:
+            row = rows_with_room[r].pop()
+            free.add(r, -1)
+        rows[row].append(i)
+        room[row] -= lengths[i]
+        if room[row]:
+            rows_with_room[room[row]].append(row)
+            free.add(room[row], 1)
+    return rows
+
+
+def _reference_rows(settings, regime: str = "sft") -> list[dict]:
+    """The gold rows of the partition built the old way: every sequence in memory, packed, rows built one by one."""
+    lake, cfg = Lake(settings.lake), settings.load_config()
+    tok = load_lake_tokenizer(lake)
+    records = lake.read_table(lake.path(TablePartition("silver", f"silver_{regime}", DATE))).to_pylist()
+    template = chat_template(cfg.pipeline.tokenizer.chat_template, tok)
+    st = StagedGold(regime, DATE, None, None, "", "", tok.sha256(), reasons=Counter())
+    rejected: dict[str, list] = {name: [] for name in ("record_id", "source", "regime", "date", "reason", "detail")}
+    seqs = _tokenize_packable(regime, records, template, tok, cfg, rejected, st)
+    lengths = [len(ids) for _, ids, _, _ in seqs]
+    rows = []
+    for members in _reference_pack(lengths, [rid for rid, _, _, _ in seqs], SEQ_LEN):
+        ids = np.concatenate([seqs[i][1] for i in members])
+        mask = np.concatenate([seqs[i][2] for i in members])
+        rows.append(
+            {
+                "input_ids": ids.tolist(),
+                "loss_mask": mask.tolist(),
+                "position_ids": position_ids([lengths[i] for i in members]).tolist(),
+                "seq_lens": [lengths[i] for i in members],
+                "record_ids": [seqs[i][0] for i in members],
+                "truncated": [seqs[i][0] for i in members if seqs[i][3]],
+                "date": DATE,
+                "tokens": len(ids),
+                "trained_tokens": int(mask.sum()),
+            }
+        )
+    return rows
+
+
+def _landing(settings, n: int = 300) -> None:
+    rng = random.Random(11)
+    chats = []
+    for i in range(n):
+        turns = []
+        for _ in range(rng.randint(1, 3)):
+            turns.append({"role": "user", "content": f"Case {i}: " + " ".join(rng.choices(SENTENCES, k=2))})
+            answer = " ".join(rng.choices(SENTENCES, k=rng.choice([1, 2, 3, 12])))
+            turns.append({"role": "assistant", "content": f"Answer {i}. {answer}"})
+        chats.append({"messages": turns})
+    words = " ".join(SENTENCES).replace(".", "").split()
+    long_answer = " ".join(rng.choice(words) for _ in range(400)) + "."  # over seq_len: cut (truncated)
+    chats.append(
+        {"messages": [{"role": "user", "content": "All of it."}, {"role": "assistant", "content": long_answer}]}
+    )
+    chats.append(
+        {"messages": [{"role": "user", "content": "Say <|im_end|>."}, {"role": "assistant", "content": "No."}]}
+    )
+    (landing(settings, "chat", D) / "c.jsonl").write_text("".join(json.dumps(c) + "\n" for c in chats))
+
+
+@pytest.fixture(scope="module")
+def lake_home(tmp_path_factory):
+    """A lake with silver_sft (300-odd records) and the tokenizer, shared by the tests (which stage, never publish)."""
+    import dagster as dg
+    import yaml
+
+    from ptdata.config import Settings
+
+    home = tmp_path_factory.mktemp("streaming")
+    config = {
+        "start_date": D,
+        "sources": [{"name": "chat", "regime": "sft", "kind": "files"}],
+        "quality": {"min_pass_rate": 0.5},
+        "dedup": {"threshold": 0.99},
+        "packing": PACKING,
+    }
+    (home / "ptdata.yaml").write_text(yaml.safe_dump(config))
+    settings = Settings(home=home, config_path=home / "ptdata.yaml", lake=str(home / "lake"), engine="local")
+    _landing(settings)
+    with dg.DagsterInstance.ephemeral() as instance:
+        select = "group:bronze or key:eval_index or key:dedup_signatures or key:silver_sft or key:tokenizer"
+        assert run(settings, instance, D, select=select).success
+    return settings
+
+
+def _stage(settings, stage_id: str, **kw):
+    lake, cfg = Lake(settings.lake), settings.load_config()
+    tok = load_lake_tokenizer(lake)
+    return lake, cfg, tok, stage_gold(lake, cfg, "sft", DATE, stage_id, tok, **kw)
+
+
+def test_streamed_gold_rows_are_the_in_memory_packing_rows(lake_home):
+    lake, cfg, tok, st = _stage(lake_home, "small-batches", batch_rows=16, row_group_bytes=1)
+    gold = pq.ParquetFile(st.gold_staged)
+    expected = _reference_rows(lake_home)
+    assert st.silver_rows > 16 * 10 and gold.num_row_groups > 5  # many batches, many row groups
+    assert gold.read().to_pylist() == expected
+    assert sum(len(r["truncated"]) for r in expected) == st.truncated > 0
+    assert (st.rows, st.tokens, st.capacity) == (len(expected), sum(r["tokens"] for r in expected), len(expected) * 256)
+    assert st.trained_tokens == sum(r["trained_tokens"] for r in expected)
+    assert sorted(st.lengths.tolist()) == sorted(n for r in expected for n in r["seq_lens"])
+    assert dict(st.reasons) == {"special_token_in_content": 1}
+    # the default sizes: one batch, one row group, the same rows
+    _, _, _, whole = _stage(lake_home, "one-batch")
+    assert pq.ParquetFile(whole.gold_staged).num_row_groups == 1
+    assert pq.read_table(whole.gold_staged).to_pylist() == expected
+    audits = audit_staged(lake, cfg, st, tok)
+    assert all(o.passed for o in audits.values()), audits
+
+
+def test_packed_gold_does_not_depend_on_the_silver_row_groups(lake_home):
+    lake = Lake(lake_home.lake)
+    silver_path = lake.path(TablePartition("silver", "silver_sft", DATE))
+    silver = pq.read_table(silver_path)
+    outputs = []
+    try:
+        for group in (1, 7, 100, silver.num_rows):
+            pq.write_table(silver, silver_path, row_group_size=group)
+            assert pq.ParquetFile(silver_path).num_row_groups == -(-silver.num_rows // group)
+            _, _, _, st = _stage(lake_home, f"silver-groups-{group}", batch_rows=16)
+            outputs.append(Path(st.gold_staged).read_bytes())
+    finally:
+        pq.write_table(silver, silver_path)
+    assert all(out == outputs[0] for out in outputs[1:])
+
+
+def _rewrite(path: str, rows: pa.Table) -> None:
+    schema = pq.read_schema(path)
+    pq.write_table(rows.cast(schema), path)
+
+
+def test_accounting_catches_a_record_lost_or_packed_twice(lake_home):
+    lake, cfg, tok, st = _stage(lake_home, "tampered", batch_rows=64)
+    rows = pq.read_table(st.gold_staged)
+    assert audit_staged(lake, cfg, st, tok)["accounting"].passed
+    _rewrite(st.gold_staged, rows.slice(0, rows.num_rows - 1))
+    lost = len(rows.column("record_ids")[-1].as_py())
+    accounting = audit_staged(lake, cfg, st, tok)["accounting"]
+    assert not accounting.passed
+    assert accounting.metadata["problems"] == [f"{lost} silver records in neither gold nor gold_rejections"]
+    assert accounting.metadata["in_rows"] == st.silver_rows - 1 - lost
+    _rewrite(st.gold_staged, pa.concat_tables([rows, rows.slice(0, 1)]))
+    twice = len(rows.column("record_ids")[0].as_py())
+    accounting = audit_staged(lake, cfg, st, tok)["accounting"]
+    assert accounting.metadata["problems"] == [f"{twice} records in more than one row"]
+
+
+def test_best_fit_plan_is_the_sorted_packing_with_str_or_bytes_keys():
+    rng = np.random.default_rng(5)
+    lengths = np.clip(rng.lognormal(4.0, 1.0, 3000).astype(int), 1, 512)
+    keys = [f"{rng.integers(0, 50):02d}-é" for _ in range(len(lengths))]  # many ties on length and key both
+    expected = _reference_pack(lengths.tolist(), keys, 512)
+    assert pack_best_fit(lengths, keys, 512) == expected
+    assert pack_best_fit(lengths, np.array([k.encode() for k in keys]), 512) == expected
+    row_of, pos_of = best_fit_plan(lengths, keys, 512)
+    assert all(row_of[i] == r and pos_of[i] == p for r, members in enumerate(expected) for p, i in enumerate(members))
+    assert pack_best_fit([], [], 16) == []
