@@ -10,8 +10,6 @@ time, CPU and cost. A failed gate raises `dg.Failure` naming it: nothing is publ
 for inspection, and the step is not retried (the same data fails the same audit again).
 """
 
-from __future__ import annotations
-
 import contextlib
 import datetime as dt
 import hashlib

@@ -1,32 +1,27 @@
-"""Gold assets: the tokenizer, gold_<regime> (tokenized, masked and, for sft and text, packed rows), and
-gold_rejections. Each gold partition records the SHA-256 of the tokenizer it was built with; a new tokenizer
-makes every gold partition stale (gold depends on the tokenizer asset, whose data version is that hash)."""
+"""Gold assets: the tokenizer, gold_<regime> (tokenized, masked and, for the regimes that pack, packed rows), and
+gold_rejections; specs of the staged-asset factory (ptdata/defs/factory.py), the work is ptdata/gold/. Each gold
+partition records the SHA-256 of the tokenizer it was built with; a new tokenizer makes every gold partition stale
+(gold depends on the tokenizer asset, whose data version is that hash)."""
 
+from __future__ import annotations
+
+import datetime as dt
 from collections import Counter
+from typing import Any
 
 import dagster as dg
 import numpy as np
 
 from ptdata.core import catalog
 from ptdata.core.config import LoadedConfig, stable_hash
-from ptdata.core.lake import Lake
+from ptdata.core.outcome import Outcome
 from ptdata.core.regimes import regime as regime_spec
 from ptdata.core.regimes import regime_names
-from ptdata.defs.factory import (
-    SINGLE_RUN,
-    Writer,
-    column_schema,
-    combined_version,
-    exclusive_write,
-    partition_dates,
-    report_audits,
-)
+from ptdata.defs.factory import Gate, Staged, StagedAssetSpec, StagedFile, Step, staged_asset
 from ptdata.defs.parts import regime_parts_asset
-from ptdata.defs.resources import PtdataResource
-from ptdata.gold.audits import GOLD_CHECKS, audit_staged
+from ptdata.gold.audits import audit_staged
 from ptdata.gold.stage import (
     GOLD_CODE_VERSION,
-    GOLD_SCHEMAS,
     TOKENIZER,
     TOKENIZER_CONFIG_FILE,
     TOKENIZER_FILE,
@@ -38,138 +33,96 @@ from ptdata.gold.stage import (
     tokenizer_settings,
 )
 from ptdata.gold.templates import chat_template
+from ptdata.gold.tokenize import LoadedTokenizer
+
+GOLD_GATES = (
+    Gate("tokens_valid", "ids in the vocabulary; ids, masks and positions aligned; rows within seq_len"),
+    Gate("masks", "every sequence trains a token, and its last trained token ends a turn"),
+    Gate("packing_efficiency", "real tokens / capacity at least packing.min_efficiency"),
+    Gate("accounting", "silver = records in gold rows + gold_rejections"),
+)
+
+
+def _stage_tokenizer(step: Step, _: dt.date | None, __: Any) -> Staged:
+    staged, info = stage_tokenizer(step.lake, step.cfg, step.stage_id)
+    template = step.cfg.pipeline.tokenizer.chat_template
+    tok = load_lake_tokenizer(step.lake, staged[TOKENIZER_FILE].rsplit("/", 1)[0])
+    try:
+        chat_template(template, tok)
+        problem = ""
+    except ValueError as e:
+        problem = str(e)
+    return Staged(
+        None,
+        files=[
+            StagedFile(staged[TOKENIZER_CONFIG_FILE], TOKENIZER, name=TOKENIZER_CONFIG_FILE),
+            StagedFile(staged[TOKENIZER_FILE], TOKENIZER, name=TOKENIZER_FILE),
+        ],
+        audits={"chat_template": Outcome("chat_template", not problem, {"chat_template": template}, problem)},
+        records_in=info["records"],
+        info=(tok, info["how"]),
+        # the tokenizer's own hash, not its file's: what every gold partition records it was built with
+        versions={"all": tok.sha256()},
+    )
+
+
+def _tokenizer_metadata(step: Step, staged: list[Staged], _: dict[str, str], __: dict[str, Any]) -> dict[str, Any]:
+    tok, how = staged[0].info
+    return {
+        "sha256": tok.sha256(),
+        "vocab_size": tok.vocab_size,
+        "how": how,
+        "special_tokens": list(tok.special_tokens),
+        "path": dg.MetadataValue.path(step.lake.path(TOKENIZER, TOKENIZER_FILE)),
+    }
 
 
 def tokenizer_asset(cfg: LoadedConfig) -> dg.AssetsDefinition:
     settings = tokenizer_settings(cfg)
     trained = cfg.pipeline.tokenizer.path is None
-
-    @dg.asset(
-        name="tokenizer",
-        group_name="gold",
-        code_version=stable_hash(settings),
-        backfill_policy=SINGLE_RUN,
-        # ptdata's own tokenizer is trained on silver text the first time: silver must come first
-        deps=[f"silver_{r}" for r in regime_names()] if trained else [],
-        kinds={"huggingface"},
-        description="The tokenizer every gold table is built with: the configured one, or a byte-level BPE "
-        "ptdata trains once on silver text. gold/tokenizer/tokenizer.json, loadable with Tokenizer.from_file.",
-        check_specs=[
-            dg.AssetCheckSpec(
-                "chat_template", asset="tokenizer", blocking=True, description="the template's tokens exist"
-            )
-        ],
+    return staged_asset(
+        StagedAssetSpec(
+            name="tokenizer",
+            group="gold",
+            description="The tokenizer every gold table is built with: the configured one, or a byte-level BPE "
+            "ptdata trains once on silver text. gold/tokenizer/tokenizer.json, loadable with Tokenizer.from_file.",
+            code_version=stable_hash(settings),
+            stage=_stage_tokenizer,
+            metadata=_tokenizer_metadata,
+            gates=(Gate("chat_template", "the template's tokens exist"),),
+            # ptdata's own tokenizer is trained on silver text the first time: silver must come first
+            deps=[f"silver_{r}" for r in regime_names()] if trained else [],
+            kinds=frozenset({"huggingface"}),
+            input_errors=(GoldInputError, ValueError),
+        )
     )
-    def _tokenizer(context: dg.AssetExecutionContext, ptdata: PtdataResource):  # noqa: ANN202 - events
-        cfg = ptdata.load_config()
-        lake = ptdata.lake()
-        with exclusive_write(context, ptdata) as writer:
-            try:
-                staged, info = stage_tokenizer(lake, cfg, writer.stage_id)
-            except (GoldInputError, ValueError) as e:
-                raise dg.Failure(description=str(e)) from None
-            problem = ""
-            try:
-                chat_template(
-                    cfg.pipeline.tokenizer.chat_template,
-                    load_lake_tokenizer(lake, staged[TOKENIZER_FILE].rsplit("/", 1)[0]),
-                )
-            except ValueError as e:
-                problem = str(e)
-            yield dg.AssetCheckResult(
-                asset_key="tokenizer",
-                check_name="chat_template",
-                passed=not problem,
-                metadata={"chat_template": cfg.pipeline.tokenizer.chat_template},
-                description=problem or None,
-            )
-            if problem:
-                raise dg.Failure(description=f"tokenizer not published: {problem}")
-            lake.publish(staged[TOKENIZER_CONFIG_FILE], TOKENIZER, TOKENIZER_CONFIG_FILE)
-            lake.publish(staged[TOKENIZER_FILE], TOKENIZER, TOKENIZER_FILE)
-            tok = load_lake_tokenizer(lake)
-            sha = tok.sha256()
-            yield dg.MaterializeResult(
-                metadata={
-                    "sha256": sha,
-                    "vocab_size": tok.vocab_size,
-                    "how": info["how"],
-                    **writer.figures(info["records"]),
-                    "special_tokens": list(tok.special_tokens),
-                    "path": dg.MetadataValue.path(lake.path(TOKENIZER, TOKENIZER_FILE)),
-                },
-                data_version=dg.DataVersion(sha),
-            )
-
-    return _tokenizer
 
 
-def gold_asset(regime: str, partitions: dg.PartitionsDefinition, cfg: LoadedConfig) -> dg.AssetsDefinition:
-    name = f"gold_{regime}"
-    p = cfg.pipeline
-    version = f"{GOLD_CODE_VERSION}-{stable_hash([p.packing, p.tokenizer.chat_template, p.tokenizer.loss_on])}"
-    packed = regime_spec(regime).packs
-
-    @dg.asset(
-        name=name,
-        group_name="gold",
-        partitions_def=partitions,
-        backfill_policy=SINGLE_RUN,
-        code_version=version,
-        deps=[f"silver_{regime}", "tokenizer"],
-        kinds={"parquet", "numpy"},
-        description=f"silver_{regime} rendered through the chat template and tokenized with its loss mask"
-        + (", packed best-fit decreasing into seq_len rows." if packed else ", one record a row."),
-        check_specs=[
-            dg.AssetCheckSpec(c, asset=name, blocking=True, description=d)
-            for c, d in (
-                ("tokens_valid", "ids in the vocabulary; ids, masks and positions aligned; rows within seq_len"),
-                ("masks", "every sequence trains a token, and its last trained token ends a turn"),
-                ("packing_efficiency", "real tokens / capacity at least packing.min_efficiency"),
-                ("accounting", "silver = records in gold rows + gold_rejections"),
-            )
-        ],
+def _stage_gold(step: Step, date: dt.date | None, tok: LoadedTokenizer) -> Staged:
+    regime = step.name.removeprefix("gold_")
+    st = stage_gold(step.lake, step.cfg, regime, date, step.stage_id, tok)
+    return Staged(
+        date,
+        files=[StagedFile(st.rejections_staged, st.rejections), StagedFile(st.gold_staged, st.gold, date.isoformat())],
+        audits=audit_staged(step.lake, step.cfg, st, tok),
+        records_in=st.silver_rows,
+        info=st,
     )
-    def _gold(context: dg.AssetExecutionContext, ptdata: PtdataResource):  # noqa: ANN202 - events
-        cfg = ptdata.load_config()
-        lake = ptdata.lake()
-        with exclusive_write(context, ptdata) as writer:
-            staged: list[StagedGold] = []
-            try:
-                tok = load_lake_tokenizer(lake)
-                for date in partition_dates(context):
-                    staged.append(stage_gold(lake, cfg, regime, date, writer.stage_id, tok))
-            except (GoldInputError, ValueError) as e:
-                raise dg.Failure(description=str(e)) from None
-            audits: list[tuple] = [(st.date, audit_staged(lake, cfg, st, tok)) for st in staged]
-            yield from report_audits(name, audits, GOLD_CHECKS, staged_at=lake.staging(writer.stage_id, url=True))
-            versions = {}
-            for st in staged:
-                lake.publish(st.rejections_staged, st.rejections)
-                versions[st.date.isoformat()] = lake.data_version(lake.publish(st.gold_staged, st.gold))
-            yield dg.MaterializeResult(
-                metadata=_gold_metadata(staged, versions, lake, name, cfg, writer),
-                data_version=dg.DataVersion(combined_version(versions)),
-            )
-
-    return _gold
 
 
-def _gold_metadata(
-    staged: list[StagedGold], versions: dict[str, str], lake: Lake, name: str, cfg: LoadedConfig, writer: Writer
-) -> dict:
+def _gold_metadata(step: Step, runs: list[Staged], versions: dict[str, str], figures: dict[str, Any]) -> dict:
+    staged: list[StagedGold] = [r.info for r in runs]
+    cfg = step.cfg
     reasons: Counter[str] = Counter()
     for st in staged:
         reasons.update(st.reasons)
     tokens = sum(st.tokens for st in staged)
-    figures = writer.figures(sum(st.silver_rows for st in staged))
     capacity = sum(st.capacity for st in staged)
     lengths = np.sort(np.concatenate([st.lengths for st in staged]))
     n = len(lengths)
     quantiles = {f"p{q}": int(lengths[min(n - 1, n * q // 100)]) for q in (50, 90, 99)} if n else {}
     return {
         "dagster/row_count": sum(st.rows for st in staged),
-        "dagster/column_schema": column_schema(GOLD_SCHEMAS[staged[0].regime]),
         "silver_records": sum(st.silver_rows for st in staged),
         "rejected_by_reason": dict(sorted(reasons.items())),
         "truncated_records": sum(st.truncated for st in staged),
@@ -180,11 +133,32 @@ def _gold_metadata(
         "seq_len": cfg.pipeline.packing.seq_len,
         "chat_template": cfg.pipeline.tokenizer.chat_template,
         "tokenizer_sha256": staged[0].tokenizer_sha256,
-        **figures,
         "tokens_per_s": round(tokens / figures["seconds"], 1) if figures["seconds"] else 0.0,
         "data_versions": versions,
-        "path": dg.MetadataValue.path(catalog.table(name).url(lake)),
     }
+
+
+def gold_asset(regime: str, partitions: dg.PartitionsDefinition, cfg: LoadedConfig) -> dg.AssetsDefinition:
+    p = cfg.pipeline
+    packed = regime_spec(regime).packs
+    return staged_asset(
+        StagedAssetSpec(
+            name=f"gold_{regime}",
+            group="gold",
+            description=f"silver_{regime} rendered through the chat template and tokenized with its loss mask"
+            + (", packed best-fit decreasing into seq_len rows." if packed else ", one record a row."),
+            code_version=f"{GOLD_CODE_VERSION}-{stable_hash([p.packing, p.tokenizer.chat_template, p.tokenizer.loss_on])}",
+            stage=_stage_gold,
+            metadata=_gold_metadata,
+            gates=GOLD_GATES,
+            table=catalog.gold(regime),
+            partitions=partitions,
+            deps=[f"silver_{regime}", "tokenizer"],
+            kinds=frozenset({"parquet", "numpy"}),
+            input_errors=(GoldInputError, ValueError),
+            prepare=lambda step: load_lake_tokenizer(step.lake),
+        )
+    )
 
 
 def gold_rejections_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:

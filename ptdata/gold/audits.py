@@ -16,7 +16,6 @@ from ptdata.gold.stage import StagedGold
 from ptdata.gold.templates import chat_template
 from ptdata.gold.tokenize import LoadedTokenizer
 
-GOLD_CHECKS = ("tokens_valid", "masks", "packing_efficiency", "accounting")
 
 
 # rows audited at a time: a packed row's tokens as Python objects take ~100 bytes each, so this bounds memory

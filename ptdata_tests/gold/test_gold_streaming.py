@@ -12,13 +12,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ptdata.assemble import StagedGold, _tokenize_packable, load_lake_tokenizer, stage_gold
-from ptdata.checks.gold import audit_staged
-from ptdata.lake import Lake, TablePartition
-from ptdata.transforms.pack import _Fenwick, best_fit_plan, pack_best_fit, position_ids
-from ptdata.transforms.templates import chat_template
+from ptdata.core.lake import Lake, TablePartition
+from ptdata.gold.audits import audit_staged
+from ptdata.gold.pack import _Fenwick, best_fit_plan, pack_best_fit, position_ids
+from ptdata.gold.stage import StagedGold, _tokenize_packable, load_lake_tokenizer, stage_gold
+from ptdata.gold.templates import chat_template
 from ptdata_tests.conftest import landing, run
-from ptdata_tests.test_gold_assets import SENTENCES
+from ptdata_tests.integration.test_gold_assets import SENTENCES
 
 D = "2026-11-01"
 DATE = dt.date.fromisoformat(D)
@@ -107,7 +107,7 @@ def lake_home(tmp_path_factory):
     import dagster as dg
     import yaml
 
-    from ptdata.config import Settings
+    from ptdata.core.config import Settings
 
     home = tmp_path_factory.mktemp("streaming")
     config = {
