@@ -16,8 +16,6 @@ from ptdata.gold.stage import StagedGold
 from ptdata.gold.templates import chat_template
 from ptdata.gold.tokenize import LoadedTokenizer
 
-
-
 # rows audited at a time: a packed row's tokens as Python objects take ~100 bytes each, so this bounds memory
 AUDIT_BATCH_ROWS = 256
 # list columns read as numpy arrays, not Python lists
