@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from pyarrow import ListArray
 
+from ptdata.core import catalog
 from ptdata.core.config import LoadedConfig
-from ptdata.core.lake import Lake, TablePartition, parquet_list
+from ptdata.core.lake import Lake, parquet_list
 from ptdata.core.outcome import Outcome
+from ptdata.core.regimes import regime as regime_spec
 from ptdata.gold.stage import StagedGold
 from ptdata.gold.templates import chat_template
 from ptdata.gold.tokenize import LoadedTokenizer
@@ -48,12 +50,13 @@ def _split(column: ListArray) -> list[np.ndarray]:
 
 def _sequences(regime: str, row: dict) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(ids, mask) of every trained sequence of a gold row."""
-    if regime in ("sft", "text"):
+    spec = regime_spec(regime)
+    if spec.packs:
         ids, mask = row["input_ids"], row["loss_mask"]
         bounds = np.cumsum([0, *row["seq_lens"]])
         for a, b in zip(bounds[:-1], bounds[1:], strict=True):
             yield ids[a:b], mask[a:b]
-    elif regime == "preference":
+    elif spec.gold_layout == "pair":
         for side in ("chosen", "rejected"):
             yield row[f"{side}_input_ids"], row[f"{side}_loss_mask"]
 
@@ -75,9 +78,11 @@ def audit_staged(lake: Lake, cfg: LoadedConfig, st: StagedGold, tok: LoadedToken
     seq_len = cfg.pipeline.packing.seq_len
     vocab = tok.vocab_size
     template = chat_template(cfg.pipeline.tokenizer.chat_template, tok)
-    ends = {tok.token_id(t) for t in (template.end_tokens(tok) if st.regime != "text" else (tok.eos,))}
+    # a document ends with the end of text, a conversation's trained turns with the template's end of turn
+    document = regime_spec(st.regime).gold_layout == "document"
+    ends = {tok.token_id(t) for t in ((tok.eos,) if document else template.end_tokens(tok))}
     token_problems, mask_problems = _Problems(), _Problems()
-    packed = st.regime in ("sft", "text")
+    packed = regime_spec(st.regime).packs
     fills = np.zeros(lake.parquet_file(st.gold_staged).metadata.num_rows if packed else 0, dtype=np.int32)
     for n, row in enumerate(_rows(lake, st.gold_staged)):
         where = f"row {n} ({row['record_ids'][0]})"
@@ -127,7 +132,7 @@ def packing_efficiency(fills: Sequence[int] | np.ndarray, seq_len: int) -> float
 
 
 def _efficiency(st: StagedGold, fills: np.ndarray, seq_len: int, floor: float) -> Outcome:
-    if st.regime not in ("sft", "text"):
+    if not regime_spec(st.regime).packs:
         return Outcome("packing_efficiency", True, {"packed": False})
     eff = packing_efficiency(fills, seq_len)
     overall = int(fills.sum()) / (len(fills) * seq_len) if len(fills) else 1.0
@@ -145,7 +150,7 @@ def _accounting(lake: Lake, st: StagedGold) -> Outcome:
 
     One DuckDB query joins the record ids of the three files, counted per id, under a memory limit above which
     it spills: memory stays bounded whatever the partition's size (Python sets of ids would grow with it)."""
-    silver = lake.path(TablePartition("silver", f"silver_{st.regime}", st.date))
+    silver = lake.path(catalog.silver(st.regime).part(st.date))
     with lake.duckdb(memory_limit="256MB", threads=1) as con:
         dup, both, lost, extra, in_silver, in_rows, rejected = con.sql(
             f"""

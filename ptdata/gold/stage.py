@@ -25,15 +25,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ptdata.core import catalog
 from ptdata.core.catalog import (
     GOLD_PACKED_SCHEMA,
-    GOLD_PREFERENCE_SCHEMA,
     GOLD_REJECTIONS_SCHEMA,
     gold_schema,
 )
 from ptdata.core.config import LoadedConfig, stable_hash
 from ptdata.core.lake import Lake, TablePartition, parquet_list, partition_days
-from ptdata.core.regimes import all_text
+from ptdata.core.regimes import all_text, regime_names
+from ptdata.core.regimes import regime as regime_spec
 from ptdata.gold.pack import best_fit_plan, position_ids, truncate_sequence
 from ptdata.gold.templates import ChatTemplate, chat_template
 from ptdata.gold.tokenize import (
@@ -48,17 +49,11 @@ from ptdata.gold.tokenize import (
 
 TOKENIZER_CODE_VERSION = "1"
 GOLD_CODE_VERSION = "1"
-TOKENIZER = TablePartition("gold", "tokenizer")
+TOKENIZER = catalog.TOKENIZER.part()
 TOKENIZER_FILE = "tokenizer.json"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 # at most this much silver text trains ptdata's own tokenizer (BPE merges settle long before)
 TRAIN_CHARS = 50_000_000
-GOLD_SCHEMAS = {
-    "sft": GOLD_PACKED_SCHEMA,
-    "text": GOLD_PACKED_SCHEMA,
-    "preference": GOLD_PREFERENCE_SCHEMA,
-    "rlvr": gold_schema("rlvr"),
-}
 # silver records tokenized at a time, and sequences handed back at a time in packing order
 BATCH_ROWS = 4096
 # Arrow bytes of gold rows (or rejections) buffered before they are written as one row group
@@ -88,8 +83,8 @@ def _silver_texts(lake: Lake, cfg: LoadedConfig) -> list[str]:
     texts, chars = [], 0
     today = dt.date.today() + dt.timedelta(days=1)
     for day in partition_days(cfg.pipeline.start_date, today):
-        for regime in ("sft", "preference", "rlvr", "text"):
-            part = TablePartition("silver", f"silver_{regime}", day)
+        for regime in regime_names():
+            part = catalog.silver(regime).part(day)
             if not lake.exists(part):
                 continue
             pf = lake.parquet_file(lake.path(part))
@@ -229,11 +224,12 @@ def stage_gold(
     """Stage gold_<regime> and its gold_rejections part for one partition, in bounded memory: silver is read
     and tokenized `batch_rows` records at a time, and the staged files are written in row groups of about
     `row_group_bytes`. Neither changes the rows, only how they are split into row groups."""
-    silver = TablePartition("silver", f"silver_{regime}", date)
+    spec = regime_spec(regime)
+    silver = catalog.silver(regime).part(date)
     if not lake.exists(silver):
         raise GoldInputError(f"gold_{regime} {date}: silver_{regime} is not materialized for {date}")
-    gold = TablePartition("gold", f"gold_{regime}", date)
-    rejections = TablePartition("gold", "gold_rejections", date, regime)
+    gold = catalog.gold(regime).part(date)
+    rejections = catalog.GOLD_REJECTIONS.part(date, regime)
     st = StagedGold(
         regime,
         date,
@@ -245,7 +241,7 @@ def stage_gold(
     )
     template = chat_template(cfg.pipeline.tokenizer.chat_template, tok)
     packing = cfg.pipeline.packing
-    schema = GOLD_SCHEMAS[regime].with_metadata({TOKENIZER_META: st.tokenizer_sha256.encode()})
+    schema = gold_schema(regime).with_metadata({TOKENIZER_META: st.tokenizer_sha256.encode()})
     pf = lake.parquet_file(lake.path(silver))
     lengths: list[np.ndarray] = []
     with (
@@ -253,9 +249,9 @@ def stage_gold(
         lake.parquet_writer(st.rejections_staged, GOLD_REJECTIONS_SCHEMA) as reject_w,
         tempfile.TemporaryDirectory(prefix="ptdata-gold-") as tmp,
     ):
-        out = _RowGroups(gold_w, GOLD_SCHEMAS[regime], row_group_bytes)
+        out = _RowGroups(gold_w, gold_schema(regime), row_group_bytes)
         rejected_out = _RowGroups(reject_w, GOLD_REJECTIONS_SCHEMA, row_group_bytes)
-        spill = _Spill(Path(tmp) / "sequences.parquet") if regime in ("sft", "text") else None
+        spill = _Spill(Path(tmp) / "sequences.parquet") if spec.packs else None
         for batch in pf.iter_batches(batch_size=batch_rows):
             records = batch.to_pylist()
             st.silver_rows += len(records)
@@ -263,15 +259,15 @@ def stage_gold(
             if spill is not None:
                 spill.add(_tokenize_packable(regime, records, template, tok, cfg, rejected, st))
             else:
-                rows: dict[str, list] = {name: [] for name in GOLD_SCHEMAS[regime].names}
+                rows: dict[str, list] = {name: [] for name in gold_schema(regime).names}
                 batch_lengths: list[int] = []
-                if regime == "preference":
+                if spec.gold_layout == "pair":
                     _tokenize_pairs(records, template, tok, packing.seq_len, cfg, rows, rejected, st, batch_lengths)
                 else:
                     _tokenize_prompts(
                         records, template, tok, packing.max_prompt_tokens, rows, rejected, st, batch_lengths
                     )
-                out.add(pa.table(rows, schema=GOLD_SCHEMAS[regime]))
+                out.add(pa.table(rows, schema=gold_schema(regime)))
                 lengths.append(np.asarray(batch_lengths, dtype=np.int32))
             rejected_out.add(pa.table(rejected, schema=GOLD_REJECTIONS_SCHEMA))
         if spill is not None:
@@ -322,16 +318,18 @@ def _tokenize_packable(
     """(record_id, ids, mask, truncated) of each record of a batch that can be packed; the others rejected."""
     loss_on = cfg.pipeline.tokenizer.loss_on
     seq_len = cfg.pipeline.packing.seq_len
-    if regime == "sft":
-        renderings = [[template.segments(_messages(r["messages"]), loss_on)] for r in records]
-    else:
-        renderings = [[_text_segments(r["text"], tok.eos)] for r in records]
+    spec = regime_spec(regime)
+    if spec.gold_layout == "chat":
+        renderings = [[template.segments(_messages(r[spec.message_fields[0]]), loss_on)] for r in records]
+    else:  # a document: its text columns one after another, then the end of text
+        renderings = [[_text_segments("\n\n".join(r[f] for f in spec.string_fields), tok.eos)] for r in records]
     truncate = cfg.pipeline.packing.overlong == "truncate"
     out = []
     for rec, [(ids, mask)] in _encode(records, renderings, tok, regime, rejected, st):
         cut = None
         if len(ids) > seq_len and truncate and mask.any():
-            keep = "first" if regime == "text" else "last"
+            # a document keeps its start, a conversation its last turns (see truncate_sequence)
+            keep = "first" if spec.gold_layout == "document" else "last"
             cut = truncate_sequence(ids, mask, seq_len, keep, tok.token_id(tok.eos))
         if not mask.any():
             reason, detail = "no_trained_tokens", "the template trains no token of this record"
@@ -502,7 +500,7 @@ def _tokenize_pairs(
             ]
         )
     for rec, [(c_ids, c_mask), (r_ids, r_mask), (p_ids, _)] in _encode(
-        records, renderings, tok, "preference", rejected, st
+        records, renderings, tok, st.regime, rejected, st
     ):
         longest = max(len(c_ids), len(r_ids))
         if not c_mask.any() or not r_mask.any():
@@ -526,7 +524,7 @@ def _tokenize_pairs(
             st.trained_tokens += int(c_mask.sum() + r_mask.sum())
             lengths.append(longest)
             continue
-        _reject(rejected, rec, "preference", reason, detail)
+        _reject(rejected, rec, st.regime, reason, detail)
         st.reasons[reason] += 1
 
 
@@ -540,10 +538,14 @@ def _tokenize_prompts(
     st: StagedGold,
     lengths: list[int],
 ) -> None:
-    renderings = [[template.segments(_messages(r["prompt"]), generation_prompt=True)] for r in records]
-    for rec, [(ids, _)] in _encode(records, renderings, tok, "rlvr", rejected, st):
+    spec = regime_spec(st.regime)
+    prompt = spec.message_fields[0]
+    # the regime's other columns go along for the verifier (rlvr: answer, verifier, verifier_args)
+    passed = [n for n in spec.column_names if n not in spec.message_fields]
+    renderings = [[template.segments(_messages(r[prompt]), generation_prompt=True)] for r in records]
+    for rec, [(ids, _)] in _encode(records, renderings, tok, st.regime, rejected, st):
         if len(ids) > max_prompt:
-            _reject(rejected, rec, "rlvr", "prompt_too_long", f"{len(ids)} tokens, more than {max_prompt}")
+            _reject(rejected, rec, st.regime, "prompt_too_long", f"{len(ids)} tokens, more than {max_prompt}")
             st.reasons["prompt_too_long"] += 1
             continue
         for name, value in (
@@ -551,9 +553,7 @@ def _tokenize_prompts(
             ("record_ids", [rec["record_id"]]),
             ("date", rec["date"]),
             ("prompt_ids", ids),
-            ("answer", rec["answer"]),
-            ("verifier", rec["verifier"]),
-            ("verifier_args", rec["verifier_args"]),
+            *((n, rec[n]) for n in passed),
         ):
             rows[name].append(value)
         st.rows += 1
