@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from ptdata.core.regimes import regime as regime_spec
+from ptdata.core.registry import Registry
 
 Message = dict[str, str]
 
@@ -308,14 +309,8 @@ class Shape:
     to_columns: Callable[[dict[str, Any], str | None], tuple[dict[str, Any], set[str]]]
 
 
-_SHAPES: dict[str, Shape] = {}
-
-
-def register_shape(shape: Shape) -> Shape:
-    if shape.name in _SHAPES:
-        raise ValueError(f"shape {shape.name!r} is registered already")
-    _SHAPES[shape.name] = shape
-    return shape
+SHAPES: Registry[Shape] = Registry("shape")
+register_shape = SHAPES.register
 
 
 for _shape in (
@@ -343,7 +338,7 @@ def detect_shape(d: dict[str, Any], regime: str) -> str:
     """The first of the regime's shapes (in its order) that takes the record."""
     names = regime_spec(regime).shapes
     for name in names:
-        if _SHAPES[name].detects(d):
+        if SHAPES.get(name).detects(d):
             return name
     keys = ", ".join(sorted(d)[:12])
     raise ShapeError("unknown_shape", f"no {regime} shape ({', '.join(names)}) fits keys [{keys}]")
@@ -381,7 +376,7 @@ def to_canonical(
     name = detect_shape(d, regime) if isinstance(shape, dict) or shape == "auto" else shape
     if name not in regime_spec(regime).shapes:
         raise ShapeError("unknown_shape", f"shape {name!r} does not fit regime {regime!r}")
-    cols, used = _SHAPES[name].to_columns(d, default_verifier)
+    cols, used = SHAPES.get(name).to_columns(d, default_verifier)
     key = d.get("id")
     source_key = None if key is None else (key if isinstance(key, str) else orjson.dumps(key).decode())
     meta = {k: v for k, v in d.items() if k not in used and k != "id"}

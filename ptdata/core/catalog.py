@@ -317,6 +317,7 @@ class Table:
     partitioned: bool = True  # daily, `date=D`
     by_regime: bool = False  # one `regime=R` part per writing asset below the date
     pandera: pdp.DataFrameSchema | None = None  # record tables: record_pandera, which needs sources and date
+    description: str = ""
 
     @property
     def relpath(self) -> str:
@@ -336,13 +337,34 @@ class Table:
         return TablePartition(self.layer, self.name, date, regime)
 
 
-BRONZE_QUARANTINE = Table("bronze_quarantine", "bronze", QUARANTINE_SCHEMA, by_regime=True, pandera=QUARANTINE_PANDERA)
+BRONZE_QUARANTINE = Table(
+    "bronze_quarantine",
+    "bronze",
+    QUARANTINE_SCHEMA,
+    by_regime=True,
+    pandera=QUARANTINE_PANDERA,
+    description="Every input record that could not be read or mapped, with its reason and the raw input.",
+)
 DEDUP_SIGNATURES = Table("dedup_signatures", "silver", DEDUP_SIGNATURES_SCHEMA, by_regime=True)
 EVAL_INDEX = Table("eval_index", "silver", EVAL_INDEX_SCHEMA, partitioned=False)
-SILVER_REJECTIONS = Table("silver_rejections", "silver", REJECTIONS_SCHEMA, by_regime=True, pandera=REJECTIONS_PANDERA)
+SILVER_REJECTIONS = Table(
+    "silver_rejections",
+    "silver",
+    REJECTIONS_SCHEMA,
+    by_regime=True,
+    pandera=REJECTIONS_PANDERA,
+    description="Every bronze record silver did not keep: its reason, the kept record a duplicate lost to, the eval "
+    "set a contaminated one matched.",
+)
 TOKENIZER = Table("tokenizer", "gold", None, partitioned=False)
 GOLD_REJECTIONS = Table(
-    "gold_rejections", "gold", GOLD_REJECTIONS_SCHEMA, by_regime=True, pandera=GOLD_REJECTIONS_PANDERA
+    "gold_rejections",
+    "gold",
+    GOLD_REJECTIONS_SCHEMA,
+    by_regime=True,
+    pandera=GOLD_REJECTIONS_PANDERA,
+    description="Every silver record gold could not use (too long for seq_len, a prompt over max_prompt_tokens), "
+    "with why.",
 )
 STAGE_RUNS = Table("stage_runs", "ops", STAGE_RUNS_SCHEMA, partitioned=False)
 

@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
+from ptdata.core.registry import Registry
+
 # a conversation: list<struct<role, content>>, roles system/user/assistant/tool
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 # how gold lays a regime out: `chat` and `document` sequences are packed into seq_len rows; a `pair` is one
@@ -79,22 +81,9 @@ QUALITY_RULES = (
     "language",
 )
 _ALL_RULES = frozenset(QUALITY_RULES)
-_REGISTRY: dict[str, Regime] = {}
-
-
-def register(regime: Regime) -> Regime:
-    if regime.name in _REGISTRY:
-        raise ValueError(f"regime {regime.name!r} is registered already")
-    _REGISTRY[regime.name] = regime
-    return regime
-
-
-def regime(name: str) -> Regime:
-    """The registered regime `name`; a ValueError naming the registered ones otherwise."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown regime {name!r}; expected {allowed_names()}") from None
+REGIMES: Registry[Regime] = Registry("regime")
+register = REGIMES.register
+regime = REGIMES.get
 
 
 def map_text_fields(name: str, record: dict[str, Any], fn: Callable[[str], str]) -> dict[str, Any]:
@@ -127,17 +116,15 @@ def all_text(name: str, record: dict[str, Any]) -> str:
 
 
 def regimes() -> tuple[Regime, ...]:
-    return tuple(_REGISTRY.values())
+    return tuple(REGIMES.entries.values())
 
 
 def regime_names() -> tuple[str, ...]:
-    return tuple(_REGISTRY)
+    return REGIMES.names()
 
 
 def allowed_names() -> str:
-    """The registered names as a config error lists them: 'sft', 'preference', 'rlvr' or 'text'."""
-    quoted = [f"'{n}'" for n in _REGISTRY]
-    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+    return REGIMES.listed()
 
 
 register(

@@ -14,8 +14,7 @@ from ptdata.bronze.stage import StagedBronze, stage_bronze
 from ptdata.core import catalog
 from ptdata.core.config import LoadedConfig, stable_hash
 from ptdata.core.drift import mean_chars
-from ptdata.defs.factory import Gate, Staged, StagedAssetSpec, StagedFile, Step, staged_asset
-from ptdata.defs.parts import regime_parts_asset
+from ptdata.defs.factory import Gate, Staged, StagedFile, Step, table_asset
 from ptdata.sources import SourceUnavailable
 
 # bump when the bronze code changes what it writes; the config part is added per asset
@@ -85,39 +84,26 @@ def _metadata(step: Step, staged: list[Staged], versions: dict[str, str], figure
 
 def bronze_asset(regime: str, partitions: dg.PartitionsDefinition, cfg: LoadedConfig) -> dg.AssetsDefinition:
     p = cfg.pipeline
-    return staged_asset(
-        StagedAssetSpec(
-            name=f"bronze_{regime}",
-            group="bronze",
-            description=f"{regime} records of every {regime} source, mapped to the canonical schema, with provenance.",
-            code_version=f"{BRONZE_CODE_VERSION}-{stable_hash([*p.sources_of(regime), p.bronze])}",
-            stage=_stage,
-            metadata=_metadata,
-            gates=GATES,
-            table=catalog.bronze(regime),
-            partitions=partitions,
-            kinds=frozenset({"parquet", "python"}),
-            drift="volume, mean length, quarantine rate against the trailing days",
-            # a source that cannot be reached fails the step (SourceUnavailable) and is retried later
-            retry_policy=dg.RetryPolicy(
-                max_retries=p.automation.source_retries,
-                delay=p.automation.source_retry_delay_seconds,
-                backoff=dg.Backoff.EXPONENTIAL,
-                jitter=dg.Jitter.PLUS_MINUS,
-            ),
-            # the daily schedule lands each day once: an asset not updated for a day and more has missed one
-            freshness_policy=dg.FreshnessPolicy.time_window(
-                fail_window=dt.timedelta(hours=p.monitoring.freshness_fail_hours),
-                warn_window=dt.timedelta(hours=p.monitoring.freshness_warn_hours),
-            ),
-        )
-    )
-
-
-def bronze_quarantine_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    return regime_parts_asset(
-        catalog.BRONZE_QUARANTINE,
+    return table_asset(
+        catalog.bronze(regime),
         partitions,
-        BRONZE_CODE_VERSION,
-        "Every input record that could not be read or mapped, with its reason and the raw input.",
+        description=f"{regime} records of every {regime} source, mapped to the canonical schema, with provenance.",
+        code_version=f"{BRONZE_CODE_VERSION}-{stable_hash([*p.sources_of(regime), p.bronze])}",
+        stage=_stage,
+        metadata=_metadata,
+        gates=GATES,
+        kinds=frozenset({"parquet", "python"}),
+        drift="volume, mean length, quarantine rate against the trailing days",
+        # a source that cannot be reached fails the step (SourceUnavailable) and is retried later
+        retry_policy=dg.RetryPolicy(
+            max_retries=p.automation.source_retries,
+            delay=p.automation.source_retry_delay_seconds,
+            backoff=dg.Backoff.EXPONENTIAL,
+            jitter=dg.Jitter.PLUS_MINUS,
+        ),
+        # the daily schedule lands each day once: an asset not updated for a day and more has missed one
+        freshness_policy=dg.FreshnessPolicy.time_window(
+            fail_window=dt.timedelta(hours=p.monitoring.freshness_fail_hours),
+            warn_window=dt.timedelta(hours=p.monitoring.freshness_warn_hours),
+        ),
     )

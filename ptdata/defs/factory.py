@@ -141,6 +141,11 @@ class StagedAssetSpec:
     definition_metadata: dict[str, Any] = field(default_factory=dict)  # shown on the asset itself (a model's SQL)
 
 
+def table_asset(table: Table, partitions: dg.PartitionsDefinition | None, **spec: Any) -> dg.AssetsDefinition:
+    """The asset that writes `table`: its name, group (the table's layer) and partitioning from the catalog."""
+    return staged_asset(StagedAssetSpec(name=table.name, group=table.layer, table=table, partitions=partitions, **spec))
+
+
 def staged_asset(spec: StagedAssetSpec) -> dg.AssetsDefinition:
     gates = spec.gates + ((Gate(DRIFT, spec.drift, blocking=False),) if spec.drift else ())
     extra: dict[str, Any] = {}

@@ -17,8 +17,7 @@ from ptdata.core.config import LoadedConfig, stable_hash
 from ptdata.core.outcome import Outcome
 from ptdata.core.regimes import regime as regime_spec
 from ptdata.core.regimes import regime_names
-from ptdata.defs.factory import Gate, Staged, StagedAssetSpec, StagedFile, Step, staged_asset
-from ptdata.defs.parts import regime_parts_asset
+from ptdata.defs.factory import Gate, Staged, StagedAssetSpec, StagedFile, Step, staged_asset, table_asset
 from ptdata.gold.audits import audit_staged
 from ptdata.gold.stage import (
     GOLD_CODE_VERSION,
@@ -141,30 +140,17 @@ def _gold_metadata(step: Step, runs: list[Staged], versions: dict[str, str], fig
 def gold_asset(regime: str, partitions: dg.PartitionsDefinition, cfg: LoadedConfig) -> dg.AssetsDefinition:
     p = cfg.pipeline
     packed = regime_spec(regime).packs
-    return staged_asset(
-        StagedAssetSpec(
-            name=f"gold_{regime}",
-            group="gold",
-            description=f"silver_{regime} rendered through the chat template and tokenized with its loss mask"
-            + (", packed best-fit decreasing into seq_len rows." if packed else ", one record a row."),
-            code_version=f"{GOLD_CODE_VERSION}-{stable_hash([p.packing, p.tokenizer.chat_template, p.tokenizer.loss_on])}",
-            stage=_stage_gold,
-            metadata=_gold_metadata,
-            gates=GOLD_GATES,
-            table=catalog.gold(regime),
-            partitions=partitions,
-            deps=[f"silver_{regime}", "tokenizer"],
-            kinds=frozenset({"parquet", "numpy"}),
-            input_errors=(GoldInputError, ValueError),
-            prepare=lambda step: load_lake_tokenizer(step.lake),
-        )
-    )
-
-
-def gold_rejections_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    return regime_parts_asset(
-        catalog.GOLD_REJECTIONS,
+    return table_asset(
+        catalog.gold(regime),
         partitions,
-        GOLD_CODE_VERSION,
-        "Every silver record gold could not use (too long for seq_len, a prompt over max_prompt_tokens), with why.",
+        description=f"silver_{regime} rendered through the chat template and tokenized with its loss mask"
+        + (", packed best-fit decreasing into seq_len rows." if packed else ", one record a row."),
+        code_version=f"{GOLD_CODE_VERSION}-{stable_hash([p.packing, p.tokenizer.chat_template, p.tokenizer.loss_on])}",
+        stage=_stage_gold,
+        metadata=_gold_metadata,
+        gates=GOLD_GATES,
+        deps=[f"silver_{regime}", "tokenizer"],
+        kinds=frozenset({"parquet", "numpy"}),
+        input_errors=(GoldInputError, ValueError),
+        prepare=lambda step: load_lake_tokenizer(step.lake),
     )

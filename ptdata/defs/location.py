@@ -6,17 +6,21 @@ import warnings
 
 import dagster as dg
 
+from ptdata.core import catalog
 from ptdata.core.config import Settings
 from ptdata.core.regimes import regime_names
 from ptdata.defs.automation import daily_schedule, landing_sensor, pipeline_job, run_failure_alert
-from ptdata.defs.bronze import bronze_asset, bronze_quarantine_asset
+from ptdata.defs.bronze import BRONZE_CODE_VERSION, bronze_asset
 from ptdata.defs.factory import daily_partitions
-from ptdata.defs.gold import gold_asset, gold_rejections_asset, tokenizer_asset
+from ptdata.defs.gold import gold_asset, tokenizer_asset
+from ptdata.defs.parts import regime_parts_asset
 from ptdata.defs.release import release_asset
 from ptdata.defs.resources import PtdataResource
-from ptdata.defs.silver import dedup_signatures_asset, eval_index_asset, silver_asset, silver_rejections_asset
+from ptdata.defs.silver import dedup_signatures_asset, eval_index_asset, silver_asset
 from ptdata.defs.sql_models import load_models, models_reading, sql_model_asset
 from ptdata.defs.stage_runs import stage_runs_asset
+from ptdata.gold.stage import GOLD_CODE_VERSION
+from ptdata.silver.stage import SILVER_CODE_VERSION
 
 
 def build_definitions(
@@ -32,14 +36,14 @@ def build_definitions(
         warnings.simplefilter("ignore", dg.BetaWarning)
         assets = [
             *(bronze_asset(r, partitions, cfg) for r in regime_names()),
-            bronze_quarantine_asset(partitions),
+            regime_parts_asset(catalog.BRONZE_QUARANTINE, partitions, BRONZE_CODE_VERSION),
             eval_index_asset(cfg),
             dedup_signatures_asset(partitions, cfg),
             *(silver_asset(r, partitions, cfg) for r in regime_names()),
-            silver_rejections_asset(partitions),
+            regime_parts_asset(catalog.SILVER_REJECTIONS, partitions, SILVER_CODE_VERSION),
             tokenizer_asset(cfg),
             *(gold_asset(r, partitions, cfg) for r in regime_names()),
-            gold_rejections_asset(partitions),
+            regime_parts_asset(catalog.GOLD_REJECTIONS, partitions, GOLD_CODE_VERSION),
             release_asset(cfg),
             *(sql_model_asset(m, partitions) for m in models),
         ]

@@ -14,7 +14,7 @@ from ptdata.core.catalog import Table
 from ptdata.core.outcome import Outcome
 from ptdata.core.regimes import regime_names
 from ptdata.core.validate import validate_file
-from ptdata.defs.factory import Gate, Staged, StagedAssetSpec, Step, staged_asset
+from ptdata.defs.factory import Gate, Staged, Step, table_asset
 
 
 def _audit_parts(table: Table, step: Step, date: dt.date | None) -> Staged:
@@ -47,21 +47,15 @@ def _metadata(_: Step, staged: list[Staged], __: dict[str, str], ___: dict[str, 
     }
 
 
-def regime_parts_asset(
-    table: Table, partitions: dg.PartitionsDefinition, code_version: str, description: str
-) -> dg.AssetsDefinition:
+def regime_parts_asset(table: Table, partitions: dg.PartitionsDefinition, code_version: str) -> dg.AssetsDefinition:
     """The asset of a table by regime, whose `regime=R` parts the `<layer>_<R>` assets write."""
-    return staged_asset(
-        StagedAssetSpec(
-            name=table.name,
-            group=table.layer,
-            description=description,
-            code_version=code_version,
-            stage=lambda step, date, _: _audit_parts(table, step, date),
-            metadata=_metadata,
-            gates=(Gate("schema", "every regime's part present and valid"),),
-            table=table,
-            partitions=partitions,
-            deps=[f"{table.layer}_{r}" for r in regime_names()],
-        )
+    return table_asset(
+        table,
+        partitions,
+        description=table.description,
+        code_version=code_version,
+        stage=lambda step, date, _: _audit_parts(table, step, date),
+        metadata=_metadata,
+        gates=(Gate("schema", "every regime's part present and valid"),),
+        deps=[f"{table.layer}_{r}" for r in regime_names()],
     )

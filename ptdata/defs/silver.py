@@ -19,8 +19,7 @@ from ptdata.core import catalog
 from ptdata.core.config import LoadedConfig, stable_hash
 from ptdata.core.outcome import Outcome
 from ptdata.core.regimes import regime_names
-from ptdata.defs.factory import Gate, Staged, StagedAssetSpec, StagedFile, Step, staged_asset
-from ptdata.defs.parts import regime_parts_asset
+from ptdata.defs.factory import Gate, Staged, StagedFile, Step, table_asset
 from ptdata.silver.audits import audit_staged
 from ptdata.silver.decontam import EvalIndex
 from ptdata.silver.dedup import lsh_bands
@@ -90,22 +89,18 @@ def _stage_eval_index(step: Step, _: dt.date | None, __: Any) -> Staged:
 
 def eval_index_asset(cfg: LoadedConfig) -> dg.AssetsDefinition:
     p = cfg.pipeline
-    return staged_asset(
-        StagedAssetSpec(
-            name="eval_index",
-            group="silver",
-            description="Word n-grams of every registered eval set's items; a training record sharing one is "
-            "contaminated.",
-            code_version=f"{EVAL_INDEX_CODE_VERSION}-{stable_hash([*p.eval_sets, p.decontam])}-{eval_files_hash(cfg)}",
-            stage=_stage_eval_index,
-            metadata=lambda step, staged, versions, figures: {
-                "dagster/row_count": staged[0].info[0],
-                "ngram": step.cfg.pipeline.decontam.ngram,
-                "items_per_set": staged[0].info[1],
-            },
-            gates=(Gate("coverage", "every eval set indexed"),),
-            table=catalog.EVAL_INDEX,
-        )
+    return table_asset(
+        catalog.EVAL_INDEX,
+        None,
+        description="Word n-grams of every registered eval set's items; a training record sharing one is contaminated.",
+        code_version=f"{EVAL_INDEX_CODE_VERSION}-{stable_hash([*p.eval_sets, p.decontam])}-{eval_files_hash(cfg)}",
+        stage=_stage_eval_index,
+        metadata=lambda step, staged, versions, figures: {
+            "dagster/row_count": staged[0].info[0],
+            "ngram": step.cfg.pipeline.decontam.ngram,
+            "items_per_set": staged[0].info[1],
+        },
+        gates=(Gate("coverage", "every eval set indexed"),),
     )
 
 
@@ -151,24 +146,20 @@ def dedup_signatures_asset(partitions: dg.PartitionsDefinition, cfg: LoadedConfi
     exact key, MinHash band keys, and whether it may survive (quality, contamination), with its language and
     quality score; and the prepared record. The persistent index that makes silver's dedup global."""
     version = stable_hash([signatures_version(cfg, r) for r in regime_names()])
-    return staged_asset(
-        StagedAssetSpec(
-            name="dedup_signatures",
-            group="silver",
-            description="Per bronze record: exact key and MinHash LSH band keys of its normalized, redacted text, "
-            "its quality verdict, contamination and language; and the prepared record itself (prepared_<regime>), "
-            "which silver writes out and later partitions' verification reads, so no record is prepared twice.",
-            code_version=f"{version}-{PREPARED_RECORDS_VERSION}",
-            stage=_stage_signatures,
-            metadata=_signatures_metadata,
-            gates=(Gate("coverage", "one row per bronze record"),),
-            table=catalog.DEDUP_SIGNATURES,
-            partitions=partitions,
-            deps=[*(f"bronze_{r}" for r in regime_names()), "eval_index"],
-            kinds=frozenset({"parquet", "numpy"}),
-            input_errors=(SilverInputError,),
-            prepare=lambda step: load_eval_index(step.lake),
-        )
+    return table_asset(
+        catalog.DEDUP_SIGNATURES,
+        partitions,
+        description="Per bronze record: exact key and MinHash LSH band keys of its normalized, redacted text, "
+        "its quality verdict, contamination and language; and the prepared record itself (prepared_<regime>), "
+        "which silver writes out and later partitions' verification reads, so no record is prepared twice.",
+        code_version=f"{version}-{PREPARED_RECORDS_VERSION}",
+        stage=_stage_signatures,
+        metadata=_signatures_metadata,
+        gates=(Gate("coverage", "one row per bronze record"),),
+        deps=[*(f"bronze_{r}" for r in regime_names()), "eval_index"],
+        kinds=frozenset({"parquet", "numpy"}),
+        input_errors=(SilverInputError,),
+        prepare=lambda step: load_eval_index(step.lake),
     )
 
 
@@ -243,42 +234,28 @@ def _silver_metadata(step: Step, runs: list[Staged], versions: dict[str, str], _
 
 
 def silver_asset(regime: str, partitions: dg.PartitionsDefinition, cfg: LoadedConfig) -> dg.AssetsDefinition:
-    return staged_asset(
-        StagedAssetSpec(
-            name=f"silver_{regime}",
-            group="silver",
-            description=f"{regime} records normalized, redacted, passing the quality rules, free of eval leaks, and "
-            "unique (exact and near) against every partition up to this one.",
-            code_version=f"{SILVER_CODE_VERSION}-{stable_hash([signatures_version(cfg, regime), cfg.pipeline.quality])}",
-            stage=_stage_silver,
-            metadata=_silver_metadata,
-            gates=SILVER_GATES,
-            table=catalog.silver(regime),
-            partitions=partitions,
-            deps=[
-                f"bronze_{regime}",
-                # silver(D) reads every earlier partition's signatures: a window reaching back past any start date
-                dg.AssetDep(
-                    "dedup_signatures",
-                    partition_mapping=dg.TimeWindowPartitionMapping(
-                        start_offset=-100_000, end_offset=0, allow_nonexistent_upstream_partitions=True
-                    ),
-                ),
-                "eval_index",
-            ],
-            kinds=frozenset({"parquet", "duckdb", "polars"}),
-            input_errors=(SilverInputError,),
-            prepare=lambda step: load_eval_index(step.lake),
-            drift="duplicate, PII and contamination rates and language mix against the trailing days",
-        )
-    )
-
-
-def silver_rejections_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    return regime_parts_asset(
-        catalog.SILVER_REJECTIONS,
+    return table_asset(
+        catalog.silver(regime),
         partitions,
-        SILVER_CODE_VERSION,
-        "Every bronze record silver did not keep: its reason, the kept record a duplicate lost to, the eval set "
-        "a contaminated one matched.",
+        description=f"{regime} records normalized, redacted, passing the quality rules, free of eval leaks, and "
+        "unique (exact and near) against every partition up to this one.",
+        code_version=f"{SILVER_CODE_VERSION}-{stable_hash([signatures_version(cfg, regime), cfg.pipeline.quality])}",
+        stage=_stage_silver,
+        metadata=_silver_metadata,
+        gates=SILVER_GATES,
+        deps=[
+            f"bronze_{regime}",
+            # silver(D) reads every earlier partition's signatures: a window reaching back past any start date
+            dg.AssetDep(
+                "dedup_signatures",
+                partition_mapping=dg.TimeWindowPartitionMapping(
+                    start_offset=-100_000, end_offset=0, allow_nonexistent_upstream_partitions=True
+                ),
+            ),
+            "eval_index",
+        ],
+        kinds=frozenset({"parquet", "duckdb", "polars"}),
+        input_errors=(SilverInputError,),
+        prepare=lambda step: load_eval_index(step.lake),
+        drift="duplicate, PII and contamination rates and language mix against the trailing days",
     )

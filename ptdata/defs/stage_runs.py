@@ -11,7 +11,7 @@ import dagster as dg
 
 from ptdata.core.catalog import STAGE_RUNS
 from ptdata.core.config import LoadedConfig, stable_hash
-from ptdata.defs.factory import Staged, StagedAssetSpec, StagedFile, Step, staged_asset
+from ptdata.defs.factory import Staged, StagedFile, Step, table_asset
 from ptdata.ops.cost import StageRun, stage_runs_table
 
 # bump when the export changes what it writes; the cost config part is added (its price is a column)
@@ -46,19 +46,16 @@ def stage_runs_asset(
 ) -> dg.AssetsDefinition:
     """`exported`: the other assets whose runs it lists (its own are listed too); `upstream`: those it runs after
     when a run materializes them as well, so that its export holds that run's stages."""
-    return staged_asset(
-        StagedAssetSpec(
-            name="stage_runs",
-            group="ops",
-            description="One row per run and asset from the Dagster instance's materializations: partition range, "
-            "run start, wall and CPU seconds, records in, rows out, tokens, $ and the configured $ per core-hour.",
-            code_version=f"{OPS_CODE_VERSION}-{stable_hash(cfg.pipeline.cost)}",
-            stage=lambda step, _, __: _stage(step, exported),
-            metadata=lambda step, staged, versions, figures: dict(staged[0].info),
-            table=STAGE_RUNS,
-            deps=list(upstream),
-            kinds=frozenset({"parquet", "dagster"}),
-        )
+    return table_asset(
+        STAGE_RUNS,
+        None,
+        description="One row per run and asset from the Dagster instance's materializations: partition range, "
+        "run start, wall and CPU seconds, records in, rows out, tokens, $ and the configured $ per core-hour.",
+        code_version=f"{OPS_CODE_VERSION}-{stable_hash(cfg.pipeline.cost)}",
+        stage=lambda step, _, __: _stage(step, exported),
+        metadata=lambda step, staged, versions, figures: dict(staged[0].info),
+        deps=list(upstream),
+        kinds=frozenset({"parquet", "dagster"}),
     )
 
 

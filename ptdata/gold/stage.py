@@ -199,16 +199,22 @@ def _text_segments(text: str, eos: str) -> list[Segment]:
     return [Segment(text, True, content=True), Segment(eos, True)]
 
 
-def _reject(rows: dict[str, list], rec: dict[str, Any], regime: str, reason: str, detail: str) -> None:
-    for name, value in (
-        ("record_id", rec["record_id"]),
-        ("source", rec["source"]),
-        ("regime", regime),
-        ("date", rec["date"]),
-        ("reason", reason),
-        ("detail", detail),
-    ):
+def _append(rows: dict[str, list], **values: Any) -> None:
+    """One row onto column lists."""
+    for name, value in values.items():
         rows[name].append(value)
+
+
+def _reject(rows: dict[str, list], rec: dict[str, Any], regime: str, reason: str, detail: str) -> None:
+    _append(
+        rows,
+        record_id=rec["record_id"],
+        source=rec["source"],
+        regime=regime,
+        date=rec["date"],
+        reason=reason,
+        detail=detail,
+    )
 
 
 def stage_gold(
@@ -259,16 +265,10 @@ def stage_gold(
             if spill is not None:
                 spill.add(_tokenize_packable(regime, records, template, tok, cfg, rejected, st))
             else:
-                rows: dict[str, list] = {name: [] for name in gold_schema(regime).names}
-                batch_lengths: list[int] = []
-                if spec.gold_layout == "pair":
-                    _tokenize_pairs(records, template, tok, packing.seq_len, cfg, rows, rejected, st, batch_lengths)
-                else:
-                    _tokenize_prompts(
-                        records, template, tok, packing.max_prompt_tokens, rows, rejected, st, batch_lengths
-                    )
-                out.add(pa.table(rows, schema=gold_schema(regime)))
-                lengths.append(np.asarray(batch_lengths, dtype=np.int32))
+                rows = _RowBatch(records, template, tok, cfg, st, {n: [] for n in schema.names}, rejected)
+                (_tokenize_pairs if spec.gold_layout == "pair" else _tokenize_prompts)(rows)
+                out.add(pa.table(rows.rows, schema=gold_schema(regime)))
+                lengths.append(np.asarray(rows.lengths, dtype=np.int32))
             rejected_out.add(pa.table(rejected, schema=GOLD_REJECTIONS_SCHEMA))
         if spill is not None:
             spill.close()
@@ -477,30 +477,35 @@ def _packed_rows(seqs: pa.Table, date: dt.date, st: StagedGold) -> pa.Table:
     )
 
 
-def _tokenize_pairs(
-    records: list[dict[str, Any]],
-    template: ChatTemplate,
-    tok: LoadedTokenizer,
-    seq_len: int,
-    cfg: LoadedConfig,
-    rows: dict[str, list],
-    rejected: dict[str, list],
-    st: StagedGold,
-    lengths: list[int],
-) -> None:
-    loss_on = cfg.pipeline.tokenizer.loss_on
+@dataclass
+class _RowBatch:
+    """A batch of silver records laid out one a row (pairs, prompts), and where its rows, rejections and sequence
+    lengths go."""
+
+    records: list[dict[str, Any]]
+    template: ChatTemplate
+    tok: LoadedTokenizer
+    cfg: LoadedConfig
+    st: StagedGold
+    rows: dict[str, list]
+    rejected: dict[str, list]
+    lengths: list[int] = field(default_factory=list)
+
+
+def _tokenize_pairs(b: _RowBatch) -> None:
+    loss_on, seq_len = b.cfg.pipeline.tokenizer.loss_on, b.cfg.pipeline.packing.seq_len
     renderings = []
-    for r in records:
+    for r in b.records:
         prompt = _messages(r["prompt"])
         renderings.append(
             [
-                template.segments(prompt + _messages(r["chosen"]), loss_on),
-                template.segments(prompt + _messages(r["rejected"]), loss_on),
-                template.segments(prompt, loss_on, generation_prompt=True),
+                b.template.segments(prompt + _messages(r["chosen"]), loss_on),
+                b.template.segments(prompt + _messages(r["rejected"]), loss_on),
+                b.template.segments(prompt, loss_on, generation_prompt=True),
             ]
         )
     for rec, [(c_ids, c_mask), (r_ids, r_mask), (p_ids, _)] in _encode(
-        records, renderings, tok, st.regime, rejected, st
+        b.records, renderings, b.tok, b.st.regime, b.rejected, b.st
     ):
         longest = max(len(c_ids), len(r_ids))
         if not c_mask.any() or not r_mask.any():
@@ -508,54 +513,46 @@ def _tokenize_pairs(
         elif longest > seq_len:
             reason, detail = "too_long", f"{longest} tokens, more than packing.seq_len {seq_len}"
         else:
-            for name, value in (
-                ("record_id", rec["record_id"]),
-                ("record_ids", [rec["record_id"]]),
-                ("date", rec["date"]),
-                ("chosen_input_ids", c_ids),
-                ("chosen_loss_mask", c_mask),
-                ("rejected_input_ids", r_ids),
-                ("rejected_loss_mask", r_mask),
-                ("prompt_tokens", len(p_ids)),
-            ):
-                rows[name].append(value)
-            st.rows += 1
-            st.tokens += len(c_ids) + len(r_ids)
-            st.trained_tokens += int(c_mask.sum() + r_mask.sum())
-            lengths.append(longest)
+            _append(
+                b.rows,
+                record_id=rec["record_id"],
+                record_ids=[rec["record_id"]],
+                date=rec["date"],
+                chosen_input_ids=c_ids,
+                chosen_loss_mask=c_mask,
+                rejected_input_ids=r_ids,
+                rejected_loss_mask=r_mask,
+                prompt_tokens=len(p_ids),
+            )
+            b.st.rows += 1
+            b.st.tokens += len(c_ids) + len(r_ids)
+            b.st.trained_tokens += int(c_mask.sum() + r_mask.sum())
+            b.lengths.append(longest)
             continue
-        _reject(rejected, rec, st.regime, reason, detail)
-        st.reasons[reason] += 1
+        _reject(b.rejected, rec, b.st.regime, reason, detail)
+        b.st.reasons[reason] += 1
 
 
-def _tokenize_prompts(
-    records: list[dict[str, Any]],
-    template: ChatTemplate,
-    tok: LoadedTokenizer,
-    max_prompt: int,
-    rows: dict[str, list],
-    rejected: dict[str, list],
-    st: StagedGold,
-    lengths: list[int],
-) -> None:
-    spec = regime_spec(st.regime)
+def _tokenize_prompts(b: _RowBatch) -> None:
+    max_prompt = b.cfg.pipeline.packing.max_prompt_tokens
+    spec = regime_spec(b.st.regime)
     prompt = spec.message_fields[0]
     # the regime's other columns go along for the verifier (rlvr: answer, verifier, verifier_args)
     passed = [n for n in spec.column_names if n not in spec.message_fields]
-    renderings = [[template.segments(_messages(r[prompt]), generation_prompt=True)] for r in records]
-    for rec, [(ids, _)] in _encode(records, renderings, tok, st.regime, rejected, st):
+    renderings = [[b.template.segments(_messages(r[prompt]), generation_prompt=True)] for r in b.records]
+    for rec, [(ids, _)] in _encode(b.records, renderings, b.tok, b.st.regime, b.rejected, b.st):
         if len(ids) > max_prompt:
-            _reject(rejected, rec, st.regime, "prompt_too_long", f"{len(ids)} tokens, more than {max_prompt}")
-            st.reasons["prompt_too_long"] += 1
+            _reject(b.rejected, rec, b.st.regime, "prompt_too_long", f"{len(ids)} tokens, more than {max_prompt}")
+            b.st.reasons["prompt_too_long"] += 1
             continue
-        for name, value in (
-            ("record_id", rec["record_id"]),
-            ("record_ids", [rec["record_id"]]),
-            ("date", rec["date"]),
-            ("prompt_ids", ids),
-            *((n, rec[n]) for n in passed),
-        ):
-            rows[name].append(value)
-        st.rows += 1
-        st.tokens += len(ids)
-        lengths.append(len(ids))
+        _append(
+            b.rows,
+            record_id=rec["record_id"],
+            record_ids=[rec["record_id"]],
+            date=rec["date"],
+            prompt_ids=ids,
+            **{n: rec[n] for n in passed},
+        )
+        b.st.rows += 1
+        b.st.tokens += len(ids)
+        b.lengths.append(len(ids))

@@ -40,8 +40,8 @@ WORDS = (
 
 @pytest.fixture
 def summary_regime(monkeypatch):
-    monkeypatch.setitem(regimes._REGISTRY, SUMMARY.name, SUMMARY)
-    monkeypatch.setitem(shapes._SHAPES, SUMMARY_PAIR.name, SUMMARY_PAIR)
+    monkeypatch.setitem(regimes.REGIMES.entries, SUMMARY.name, SUMMARY)
+    monkeypatch.setitem(shapes.SHAPES.entries, SUMMARY_PAIR.name, SUMMARY_PAIR)
 
 
 def test_a_registered_regime_runs_bronze_to_gold(summary_regime, make_home, instance):
