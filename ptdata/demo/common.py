@@ -131,7 +131,7 @@ def _parse(expr: str) -> ast.expr:
     return ast.parse(expr, mode="eval").body
 
 
-def _ev(node: ast.expr, env: Mapping[str, Any]) -> Any:
+def _ev(node: ast.expr, env: _Env) -> Any:
     match node:
         case ast.Constant(value=value):
             return value
@@ -161,6 +161,8 @@ def _ev(node: ast.expr, env: Mapping[str, Any]) -> Any:
                     return False
                 left = right
             return True
+        case ast.ListComp(elt=elt, generators=generators) if not any(g.ifs for g in generators):
+            return _comprehension(elt, generators, env)
         case ast.IfExp(test=test, body=body, orelse=orelse):
             return _ev(body if _ev(test, env) else orelse, env)
         case ast.Subscript(value=value, slice=ast.Slice(lower=lo, upper=hi)):
@@ -170,8 +172,8 @@ def _ev(node: ast.expr, env: Mapping[str, Any]) -> Any:
         case ast.Call(func=func, args=args, keywords=keywords):
             if isinstance(func, ast.Attribute) and not func.attr.startswith("_"):
                 target = _ev(func.value, env)
-                if not isinstance(target, str):
-                    raise ValueError(f"only str methods may be called: {ast.unparse(node)}")
+                if not isinstance(target, str | dt.date):
+                    raise ValueError(f"only str and date methods may be called: {ast.unparse(node)}")
                 f = getattr(target, func.attr)
             elif isinstance(func, ast.Name):
                 f = env[func.id]
@@ -181,16 +183,28 @@ def _ev(node: ast.expr, env: Mapping[str, Any]) -> Any:
     raise ValueError(f"not allowed in a fixture formula: {ast.unparse(node)}")
 
 
-def draw(rng: random.Random, lets: Mapping[str, str], banks: Mapping[str, Any] = F, **given: Any) -> dict[str, Any]:
-    """The values a fixture entry's `let` table defines, evaluated in order: each formula is a Python expression
-    of literals, earlier values, arithmetic, comparisons, conditionals, str methods and the draws and helpers
-    below; a name that is none of these is a bank of `banks` (or of the common fixture). `a, b` unpacks."""
+def _comprehension(elt: ast.expr, generators: list[ast.comprehension], env: _Env) -> list[Any]:
+    """[elt for a in xs for b in ys ...], evaluated in Python's order: each iterable, then the element."""
+    first, *rest = generators
+    if not isinstance(first.target, ast.Name):
+        raise ValueError(f"a comprehension variable must be a name: {ast.unparse(first.target)}")
+    out = []
+    for value in _ev(first.iter, env):
+        inner = env.child(first.target.id, value)
+        out += _comprehension(elt, rest, inner) if rest else [_ev(elt, inner)]
+    return out
+
+
+def draw(rng: random.Random, spec: Mapping[str, Any], banks: Mapping[str, Any] = F, **given: Any) -> dict[str, Any]:
+    """The values of a fixture entry's `let` table, evaluated in order: each formula is a Python expression of
+    literals, earlier values, arithmetic, comparisons, conditionals, str and date methods and the draws and
+    helpers below; any other name is a bank of the entry itself, of `banks` or of the common fixture."""
     funcs = {"randint": rng.randint, "uniform": rng.uniform, "random": rng.random, "sample": rng.sample}
     funcs |= {f.__name__: partial(f, rng) for f in _DRAWS} | _HELPERS
-    env = _Env(given, funcs, banks)
-    for names, formula in lets.items():
+    env = _Env(given, funcs, (spec, banks, F))
+    for names, formula in spec["let"].items():
         value = _ev(_parse(formula), env)
-        targets = [n.strip() for n in names.split(",")]
+        targets = [n.strip() for n in names.split(",")]  # "a, b" unpacks
         env.values.update(zip(targets, value, strict=True) if len(targets) > 1 else {names: value})
     return env.values
 
@@ -198,14 +212,17 @@ def draw(rng: random.Random, lets: Mapping[str, str], banks: Mapping[str, Any] =
 class _Env(Mapping[str, Any]):
     """A formula's names: the values so far, then the functions, then the banks."""
 
-    def __init__(self, values: dict[str, Any], funcs: dict[str, Callable[..., Any]], banks: Mapping[str, Any]) -> None:
+    def __init__(self, values: dict[str, Any], funcs: dict[str, Any], banks: Sequence[Mapping[str, Any]]) -> None:
         self.values, self.funcs, self.banks = dict(values), funcs, banks
 
+    def child(self, name: str, value: Any) -> _Env:
+        return _Env({**self.values, name: value}, self.funcs, self.banks)
+
     def __getitem__(self, name: str) -> Any:
-        for scope in (self.values, self.funcs):
+        for scope in (self.values, self.funcs, *self.banks):
             if name in scope:
                 return scope[name]
-        return self.banks[name] if name in self.banks else F[name]
+        raise KeyError(name)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.values)
@@ -417,13 +434,20 @@ def isbn13(rng: random.Random) -> str:
     return f"{core[:3]}-{core[3]}-{core[4:8]}-{core[8:12]}-{check}"
 
 
+def shuffled(rng: random.Random, seq: Sequence[Any]) -> list[Any]:
+    out = list(seq)
+    rng.shuffle(out)
+    return out
+
+
 def version4(rng: random.Random) -> str:
     return f"{rng.randint(1, 31)}.{rng.randint(0, 9)}.{rng.randint(0, 40)}.{rng.randint(100, 9999)}"
 
 
 # what fixture formulas may call: draws (given the record's rng) and pure helpers
 _DRAWS = (pick, some, fill, person, full_name, email, us_phone, intl_phone, card, iban, ssn, ipv4, ipv6, aws_keys)
-_DRAWS += (github_token, jwt, rsa_block, cred_url, isbn13, version4, digits, alnum, date_in, lognorm_int)
+_DRAWS += (github_token, jwt, rsa_block, cred_url, isbn13, version4, digits, alnum, date_in, lognorm_int, shuffled)
 _HELPERS: dict[str, Callable[..., Any]] = {f.__name__: f for f in (num, money, cap, with_article, pretty_date, slug)}
 _HELPERS |= {f.__name__: f for f in (ascii_name, mojibake, round, abs, min, max, len, sum, str, int, sorted, format)}
-_HELPERS["ceil"] = math.ceil
+_HELPERS |= {f.__name__: f for f in (range, repr, list, ascii_fold)}
+_HELPERS |= {"ceil": math.ceil, "datetime": dt.datetime, "timedelta": dt.timedelta}

@@ -7,7 +7,6 @@ shown only when that value is truthy. `answer` is the value the steps arrive at.
 from __future__ import annotations
 
 import random
-from collections import ChainMap
 from dataclasses import dataclass
 
 from ptdata.demo.common import Task, draw, fixture, num, pick, vary, wording
@@ -29,7 +28,7 @@ class Math:
 
 def math_problem(rng: random.Random) -> Math:
     spec = pick(rng, _PROBLEMS)
-    v = draw(rng, spec["let"], ChainMap(spec, F))
+    v = draw(rng, spec, F)
     question = wording(rng, spec["q"], **v)
     shown = [s if isinstance(s, str) else s[1] for s in spec["steps"] if isinstance(s, str) or v[s[0]]]
     return Math(vary(rng, question, F["paraphrases"]), [s.format(**v) for s in shown], v["answer"])

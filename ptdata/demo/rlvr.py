@@ -1,0 +1,83 @@
+"""Verifiable tasks: function-writing problems with exec-checked tests, and the demo eval set.
+
+A code family in fixtures/rlvr.json.zst is a `let` table (ending in the test inputs, Python literals as text)
+and templates of its function names, descriptions and reference solutions, where `{fn}` stands for the name."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from typing import Any
+
+from ptdata.demo.common import FIRST_NAMES, Msg, draw, fixture, num, pick
+
+F = fixture("rlvr")
+CODE_FAMILIES = list(F["code_families"].values())
+
+
+def code_problem(rng: random.Random, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A family's templates filled in with its drawn values: names, args, descriptions, solutions, inputs."""
+    v = draw(rng, spec, F)
+    fill = {k: [t.format(**v) for t in spec[k]] for k in ("names", "descriptions", "solutions")}
+    return fill | {"args": spec["args"], "inputs": v["inputs"]}
+
+
+def code_record(rng: random.Random, p: Mapping[str, Any]) -> dict[str, Any]:
+    fn = pick(rng, p["names"])
+    solution = pick(rng, p["solutions"]).replace("{fn}", fn)
+    ns: dict[str, Any] = {}
+    exec(solution, ns)  # our own reference solution: running it gives exact expected values for the tests
+    tests = [f"assert {fn}({args}) == {eval(f'{fn}({args})', ns)!r}" for args in p["inputs"]]
+    examples = rng.sample(p["inputs"], rng.randint(1, 2))
+    shown = "\n".join(f"`{fn}({x})` returns `{eval(f'{fn}({x})', ns)!r}`." for x in examples)
+    lead, desc = pick(rng, F["code_leads"]), pick(rng, p["descriptions"])
+    context = pick(rng, F["code_contexts"]).format(x=pick(rng, F["code_purposes"]))
+    text = F["code_prompt"].format(
+        lead=lead, fn=fn, args=p["args"], desc=desc, context=context, head=pick(rng, F["example_heads"]), shown=shown
+    )
+    if rng.random() < 0.3:
+        text += "\n\n" + pick(rng, F["code_only"])
+    prompt: list[Msg] = [{"role": "user", "content": text}]
+    if rng.random() < 0.25:
+        prompt.insert(0, {"role": "system", "content": F["code_system"]})
+    return {
+        "prompt": prompt,
+        "solution": solution,
+        "verifier": "code_tests",
+        "verifier_args": {"tests": tests, "entry_point": fn},
+    }
+
+
+def code_task(rng: random.Random) -> dict[str, Any]:
+    return code_record(rng, code_problem(rng, pick(rng, CODE_FAMILIES)))
+
+
+def lookalike_task(rng: random.Random) -> dict[str, Any]:
+    """int_to_roman, close to the eval set's roman_to_int without sharing its wording."""
+    return code_record(rng, code_problem(rng, F["lookalike_roman"]))
+
+
+def eval_items() -> list[dict[str, str]]:
+    """30 grade-school math word problems and 30 short Python tasks, the same every time."""
+    rng = random.Random("ptdata-demo-eval-v1")
+    items = []
+    for kind, spec in enumerate(F["eval_math"]):
+        for i in range(3):
+            v = draw(rng, spec, F, n=pick(rng, FIRST_NAMES))
+            items.append(
+                {
+                    "task_id": f"demo-math-{kind * 3 + i:03d}",
+                    "prompt": spec["q"].format(**v),
+                    "answer": num(round(v["answer"], 2)),
+                }
+            )
+    for k, (entry, args, desc, solution, examples) in enumerate(F["eval_code"]):
+        for i, ex in enumerate(examples):
+            ns: dict[str, Any] = {}
+            exec(solution, ns)  # the reference solution is ours; running it gives the example's exact output
+            out = eval(f"{entry}({ex})", ns)
+            prompt = F["eval_code_prompt"].format(
+                lead=F["eval_leads"][i], entry=entry, args=args, desc=desc, ex=ex, out=out
+            )
+            items.append({"task_id": f"demo-code-{k * 2 + i:03d}", "prompt": prompt, "answer": solution})
+    return items
