@@ -6,18 +6,20 @@ import ast
 import base64
 import datetime as dt
 import gzip
+import itertools
 import json
 import math
 import operator
 import random
 import re
+import shutil
 import string
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache, partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import zstandard
 
@@ -55,6 +57,7 @@ def fixture(name: str) -> Bank:
 
 
 F = fixture("common")
+DEMO_DAYS: list[dt.date] = [dt.date(2026, 11, 1), dt.date(2026, 11, 2), dt.date(2026, 11, 3)]
 
 
 @dataclass
@@ -161,7 +164,7 @@ def _ev(node: ast.expr, env: _Env) -> Any:
                     return False
                 left = right
             return True
-        case ast.ListComp(elt=elt, generators=generators) if not any(g.ifs for g in generators):
+        case ast.ListComp(elt=elt, generators=generators):
             return _comprehension(elt, generators, env)
         case ast.IfExp(test=test, body=body, orelse=orelse):
             return _ev(body if _ev(test, env) else orelse, env)
@@ -175,23 +178,22 @@ def _ev(node: ast.expr, env: _Env) -> Any:
                 if not isinstance(target, str | dt.date):
                     raise ValueError(f"only str and date methods may be called: {ast.unparse(node)}")
                 f = getattr(target, func.attr)
-            elif isinstance(func, ast.Name):
-                f = env[func.id]
-            else:
-                raise ValueError(f"not a function of fixture formulas: {ast.unparse(node)}")
+            else:  # a function of the formulas' namespace, or one drawn from a list of them
+                f = _ev(func, env)
             return f(*(_ev(x, env) for x in args), **{k.arg: _ev(k.value, env) for k in keywords})
     raise ValueError(f"not allowed in a fixture formula: {ast.unparse(node)}")
 
 
 def _comprehension(elt: ast.expr, generators: list[ast.comprehension], env: _Env) -> list[Any]:
-    """[elt for a in xs for b in ys ...], evaluated in Python's order: each iterable, then the element."""
+    """[elt for a in xs if ... for b in ys ...], evaluated in Python's order: iterables, conditions, elements."""
     first, *rest = generators
     if not isinstance(first.target, ast.Name):
         raise ValueError(f"a comprehension variable must be a name: {ast.unparse(first.target)}")
     out = []
     for value in _ev(first.iter, env):
         inner = env.child(first.target.id, value)
-        out += _comprehension(elt, rest, inner) if rest else [_ev(elt, inner)]
+        if all(_ev(test, inner) for test in first.ifs):
+            out += _comprehension(elt, rest, inner) if rest else [_ev(elt, inner)]
     return out
 
 
@@ -229,6 +231,14 @@ class _Env(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self.values)
+
+
+def render(rng: random.Random, spec: Mapping[str, Any], banks: Mapping[str, Any] = F, **given: Any) -> str:
+    """A text spec filled in with its drawn values: its `text` template, or its `text` parts joined by spaces
+    (parts that come out empty are left out)."""
+    v = draw(rng, spec, banks, **given)
+    text = spec["text"]
+    return text.format(**v) if isinstance(text, str) else " ".join(p for p in (t.format(**v) for t in text) if p)
 
 
 # --------------------------------------------------------------------------------------------------- formatting
@@ -280,6 +290,59 @@ def mojibake(text: str) -> str:
 def chat(user: str, assistant: str, system: str | None = None) -> list[Msg]:
     head = [{"role": "system", "content": system}] if system else []
     return [*head, {"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+
+
+# --------------------------------------------------------------------------------------------------- files
+
+
+class Copy(NamedTuple):
+    """A planted exact duplicate: the content of the record at (day index, file, 1-based line), with a new id."""
+
+    day: int
+    file: str
+    line: int
+
+
+def place(normal: list[Any], planted: Mapping[int, Any]) -> list[Any]:
+    """The file's lines: planted[k] lands on 1-based line k, the normal records fill the other lines in order."""
+    it = iter(normal)
+    return [planted[i] if i in planted else next(it) for i in range(1, len(normal) + len(planted) + 1)]
+
+
+def resolve(files: dict[tuple[int, str], list[Any]]) -> None:
+    """Replace every Copy by a deep copy of the record it points at."""
+    for lines in files.values():
+        for i, slot in enumerate(lines):
+            if isinstance(slot, Copy):
+                ref = files[(slot.day, slot.file)][slot.line - 1]
+                assert isinstance(ref, dict), f"planted copy points at a non-record: {slot}"
+                lines[i] = json.loads(json.dumps(ref))
+
+
+def ids(prefix: str) -> Iterator[str]:
+    """prefix00001, prefix00002, ...: record ids, numbered across all files of a source's day."""
+    return (f"{prefix}{n:05d}" for n in itertools.count(1))
+
+
+def serialize(lines: list[Any], ids: Iterator[str]) -> tuple[bytes, int]:
+    """JSON lines with fresh ids; bytes slots are written as they are (malformed input). Returns (data, records)."""
+    out = [slot if isinstance(slot, bytes) else jsonl({"id": next(ids), **slot}) for slot in lines]
+    return b"".join(line + b"\n" for line in out), sum(1 for line in out if line.strip())
+
+
+def write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def day_dirs(home: Path, source: str) -> list[Path]:
+    """The source's day folders under home/landing, emptied (a rerun replaces them and nothing else)."""
+    dirs = [home / "landing" / source / d.isoformat() for d in DEMO_DAYS]
+    for d in dirs:
+        if d.exists():
+            shutil.rmtree(d)
+        d.mkdir(parents=True)
+    return dirs
 
 
 # --------------------------------------------------------------------------------------------------- people

@@ -5,11 +5,16 @@ and templates of its function names, descriptions and reference solutions, where
 
 from __future__ import annotations
 
+import json
 import random
+import re
+import sqlite3
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from ptdata.demo.common import FIRST_NAMES, Msg, draw, fixture, num, pick
+from ptdata.demo.common import DEMO_DAYS, FIRST_NAMES, Msg, day_dirs, draw, fixture, num, pick, rng_for, write
+from ptdata.demo.math_problems import math_problem
 
 F = fixture("rlvr")
 CODE_FAMILIES = list(F["code_families"].values())
@@ -81,3 +86,58 @@ def eval_items() -> list[dict[str, str]]:
             )
             items.append({"task_id": f"demo-code-{k * 2 + i:03d}", "prompt": prompt, "answer": solution})
     return items
+
+
+def _partial_eval_question(item: dict[str, str]) -> str:
+    """About 70% of an eval problem's words: its first two sentences and the start of its question."""
+    first, second, *_ = re.split(r"(?<=\.) ", item["prompt"])
+    return f"{first} {second} How many shelves can be filled completely?"
+
+
+def write_math_rlvr(home: Path, db: Path, seed: int, leak: dict[str, str]) -> list[int]:
+    """The sql source: rows of a sqlite table by created_at; its day folders stay empty."""
+    day_dirs(home, "math_rlvr")
+    db.parent.mkdir(parents=True, exist_ok=True)
+    db.unlink(missing_ok=True)
+    rows, sizes = [], (250, 245, 255)
+    for day, size in enumerate(sizes):
+        rng = rng_for(seed, "math_rlvr", day)
+        date = DEMO_DAYS[day].isoformat()
+        times = sorted(f"{date} {rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}" for _ in range(size))
+        for i, ts in enumerate(times):
+            m = math_problem(rng)
+            answer = f"\\boxed{{{m.answer_text}}}" if rng.random() < 0.25 else m.answer_text
+            question = m.question
+            if day == 0 and i == 16:  # id 17: an unparseable answer
+                answer = "see above"
+            if day == 1 and i == 29:  # id 280: part of an eval item
+                question, answer = _partial_eval_question(leak), leak["answer"]
+            rows.append((question, answer, "math", ts))
+    con = sqlite3.connect(db)
+    with con:
+        con.execute(
+            "CREATE TABLE problems (id INTEGER PRIMARY KEY, question TEXT NOT NULL, answer TEXT NOT NULL, "
+            "verifier TEXT NOT NULL, created_at TEXT NOT NULL)"
+        )
+        con.execute("CREATE INDEX problems_created_at ON problems (created_at)")
+        con.executemany("INSERT INTO problems (question, answer, verifier, created_at) VALUES (?, ?, ?, ?)", rows)
+    con.close()
+    return list(sizes)
+
+
+def write_code_rlvr(home: Path, seed: int) -> list[int]:
+    counts = []
+    for day, folder in enumerate(day_dirs(home, "code_rlvr")):
+        rng = rng_for(seed, "code_rlvr", day)
+        recs = [code_task(rng) for _ in range((100, 98, 102)[day])]
+        if day == 1:
+            recs.insert(12, lookalike_task(rng))
+        stamp = f"{DEMO_DAYS[day]:%m%d}"
+        data = {
+            "version": 2,
+            "exported_at": f"{DEMO_DAYS[day].isoformat()}T23:59:00Z",
+            "data": [{"id": f"code-{stamp}-{i:04d}", **r} for i, r in enumerate(recs)],
+        }
+        write(folder / "tasks.json", json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8"))
+        counts.append(len(recs))
+    return counts

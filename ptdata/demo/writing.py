@@ -12,8 +12,25 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from ptdata.demo.common import CITIES, COMPANIES, FIRST_NAMES, MONTHS, Msg, Task, alnum, date_in, draw, fill, fixture
-from ptdata.demo.common import full_name, lognorm_int, num, pick, some, wording
+from ptdata.demo.common import (
+    CITIES,
+    COMPANIES,
+    FIRST_NAMES,
+    MONTHS,
+    Msg,
+    Task,
+    alnum,
+    date_in,
+    draw,
+    fill,
+    fixture,
+    full_name,
+    lognorm_int,
+    num,
+    pick,
+    some,
+    wording,
+)
 
 F = fixture("writing")
 _REPORTS = list(F["reports"].values())
