@@ -14,15 +14,12 @@ from typing import Any
 from ptdata.demo import writing
 from ptdata.demo.coding import js_task, py_task, sql_task
 from ptdata.demo.common import (
-    CITIES,
     DEMO_DAYS,
     Copy,
     Msg,
     Task,
     chat,
     day_dirs,
-    draw,
-    fixture,
     gz,
     ids,
     mojibake,
@@ -35,20 +32,15 @@ from ptdata.demo.common import (
     zstd,
 )
 from ptdata.demo.common import F as COMMON
+from ptdata.demo.fixtures import fixture
+from ptdata.demo.formulas import draw
 from ptdata.demo.math_problems import math_task
+from ptdata.demo.people import CITIES
 
 F = fixture("chat")
-_TASKS = {
-    "py": py_task,
-    "sql": sql_task,
-    "js": js_task,
-    "math": math_task,
-    "email": writing.email_task,
-    "summary": writing.summary_task,
-    "explain": writing.explain_task,
-    "travel": writing.travel_task,
-    "recipe": writing.recipe_task,
-    "foreign": writing.foreign_task,
+_TASKS = {f.__name__: f for f in (py_task, sql_task, js_task, math_task, writing.email_task, writing.summary_task)}
+_TASKS |= {
+    f.__name__: f for f in (writing.explain_task, writing.travel_task, writing.recipe_task, writing.foreign_task)
 }
 
 

@@ -13,24 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ptdata.demo.common import (
-    CITIES,
-    Task,
-    ascii_fold,
-    cap,
-    date_in,
-    digits,
-    fence,
-    fill,
-    fixture,
-    full_name,
-    num,
-    pick,
-    slug,
-    some,
-    wording,
-)
 from ptdata.demo.common import F as COMMON
+from ptdata.demo.common import Task, cap, fence, fill, num, pick, slug, some, wording
+from ptdata.demo.fixtures import fixture
+from ptdata.demo.people import CITIES, ascii_fold, date_in, digits, full_name
 
 F = fixture("coding")
 

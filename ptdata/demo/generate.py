@@ -100,21 +100,22 @@ from ptdata.demo.common import DEMO_DAYS, gz, jsonl
 
 __all__ = ["DEMO_DAYS", "EVAL_SET_PATH", "LEAKED_EVAL", "SOURCES", "write_demo_landing", "write_eval_set"]
 
-SOURCES: tuple[str, ...] = (
-    "chat_openai",
-    "sharegpt_export",
-    "alpaca_csv",
-    "qa_pairs",
-    "prefs_hh",
-    "prefs_pairs",
-    "math_rlvr",
-    "code_rlvr",
-    "web_docs",
-    "notes_txt",
-    "forum_dump",
-)
+# the writer of each source, in the order of ptdata.yaml; a source that gets an eval item also gets the item
+_WRITERS: dict[str, Callable[..., list[int]]] = {
+    "chat_openai": chat.write_chat_openai,
+    "sharegpt_export": chat.write_sharegpt,
+    "alpaca_csv": instruct.write_alpaca,
+    "qa_pairs": instruct.write_qa_pairs,
+    "prefs_hh": preference.write_prefs_hh,
+    "prefs_pairs": preference.write_prefs_pairs,
+    "math_rlvr": rlvr.write_math_rlvr,
+    "code_rlvr": rlvr.write_code_rlvr,
+    "web_docs": web.write_web_docs,
+    "notes_txt": web.write_notes,
+    "forum_dump": web.write_forum,
+}
+SOURCES: tuple[str, ...] = tuple(_WRITERS)
 EVAL_SET_PATH = Path(__file__).parent / "evals" / "demo_eval.jsonl.gz"
-SQL_DB = Path("external") / "problems.sqlite"
 # the eval items copied into training data, by source (see "Leaked eval items" above)
 LEAKED_EVAL: dict[str, str] = {
     "chat_openai": "demo-math-009",
@@ -133,20 +134,10 @@ def write_eval_set(path: Path = EVAL_SET_PATH) -> Path:
 def write_demo_landing(home: Path, seed: int = 20261101) -> dict[str, dict[str, int]]:
     """Write the demo landing zone (and the sql source's sqlite file) under `home`; return input records per
     source and day. Deterministic for a seed; folders it owns are replaced, nothing else is touched."""
-    home = Path(home)
-    items = {item["task_id"]: item for item in rlvr.eval_items()}
-    leak = {source: items[task_id] for source, task_id in LEAKED_EVAL.items()}
-    writers: dict[str, Callable[[], list[int]]] = {
-        "chat_openai": lambda: chat.write_chat_openai(home, seed, leak["chat_openai"]),
-        "sharegpt_export": lambda: chat.write_sharegpt(home, seed),
-        "alpaca_csv": lambda: instruct.write_alpaca(home, seed),
-        "qa_pairs": lambda: instruct.write_qa_pairs(home, seed, leak["qa_pairs"]),
-        "prefs_hh": lambda: preference.write_prefs_hh(home, seed),
-        "prefs_pairs": lambda: preference.write_prefs_pairs(home, seed),
-        "math_rlvr": lambda: rlvr.write_math_rlvr(home, home / SQL_DB, seed, leak["math_rlvr"]),
-        "code_rlvr": lambda: rlvr.write_code_rlvr(home, seed),
-        "web_docs": lambda: web.write_web_docs(home, seed),
-        "notes_txt": lambda: web.write_notes(home, seed),
-        "forum_dump": lambda: web.write_forum(home, seed),
-    }
-    return {name: dict(zip((d.isoformat() for d in DEMO_DAYS), writers[name](), strict=True)) for name in SOURCES}
+    home, items = Path(home), {item["task_id"]: item for item in rlvr.eval_items()}
+    days = [d.isoformat() for d in DEMO_DAYS]
+    counts = {}
+    for name, writer in _WRITERS.items():
+        leak = [items[LEAKED_EVAL[name]]] if name in LEAKED_EVAL else []
+        counts[name] = dict(zip(days, writer(home, seed, *leak), strict=True))
+    return counts

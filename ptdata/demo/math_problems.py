@@ -9,7 +9,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from ptdata.demo.common import Task, draw, fixture, num, pick, vary, wording
+from ptdata.demo.common import Task, num, pick, vary, wording
+from ptdata.demo.fixtures import fixture
+from ptdata.demo.formulas import draw
 
 F = fixture("math")
 _PROBLEMS = list(F["problems"].values())

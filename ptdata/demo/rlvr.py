@@ -13,8 +13,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ptdata.demo.common import DEMO_DAYS, FIRST_NAMES, Msg, day_dirs, draw, fixture, num, pick, rng_for, write
+from ptdata.demo.common import DEMO_DAYS, Msg, day_dirs, num, pick, rng_for, write
+from ptdata.demo.fixtures import fixture
+from ptdata.demo.formulas import draw
 from ptdata.demo.math_problems import math_problem
+from ptdata.demo.people import FIRST_NAMES
 
 F = fixture("rlvr")
 CODE_FAMILIES = list(F["code_families"].values())
@@ -94,16 +97,19 @@ def _partial_eval_question(item: dict[str, str]) -> str:
     return f"{first} {second} How many shelves can be filled completely?"
 
 
-def write_math_rlvr(home: Path, db: Path, seed: int, leak: dict[str, str]) -> list[int]:
-    """The sql source: rows of a sqlite table by created_at; its day folders stay empty."""
+def write_math_rlvr(home: Path, seed: int, leak: dict[str, str]) -> list[int]:
+    """The sql source: rows of home/external/problems.sqlite by created_at; its day folders stay empty."""
     day_dirs(home, "math_rlvr")
+    db = home / "external" / "problems.sqlite"
     db.parent.mkdir(parents=True, exist_ok=True)
     db.unlink(missing_ok=True)
     rows, sizes = [], (250, 245, 255)
     for day, size in enumerate(sizes):
         rng = rng_for(seed, "math_rlvr", day)
         date = DEMO_DAYS[day].isoformat()
-        times = sorted(f"{date} {rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}" for _ in range(size))
+        times = sorted(
+            f"{date} {rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}" for _ in range(size)
+        )
         for i, ts in enumerate(times):
             m = math_problem(rng)
             answer = f"\\boxed{{{m.answer_text}}}" if rng.random() < 0.25 else m.answer_text

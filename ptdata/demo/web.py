@@ -14,25 +14,13 @@ from typing import Any
 from ptdata.demo import writing
 from ptdata.demo.chat import near_dup
 from ptdata.demo.common import (
-    CITIES,
     DEMO_DAYS,
-    FIRST_NAMES,
-    MONTHS,
-    SURNAMES,
     Copy,
-    alnum,
-    ascii_fold,
-    date_in,
     day_dirs,
-    draw,
-    fixture,
-    full_name,
     ids,
     mojibake,
     pick,
     place,
-    pretty_date,
-    render,
     resolve,
     rng_for,
     serialize,
@@ -41,6 +29,9 @@ from ptdata.demo.common import (
     write,
 )
 from ptdata.demo.common import F as COMMON
+from ptdata.demo.fixtures import fixture
+from ptdata.demo.formulas import draw, render
+from ptdata.demo.people import CITIES, FIRST_NAMES, MONTHS, SURNAMES, alnum, ascii_fold, date_in, full_name, pretty_date
 
 F = fixture("web")
 _BANKS = ChainMap(F, writing.F)

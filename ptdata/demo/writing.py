@@ -12,25 +12,10 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from ptdata.demo.common import (
-    CITIES,
-    COMPANIES,
-    FIRST_NAMES,
-    MONTHS,
-    Msg,
-    Task,
-    alnum,
-    date_in,
-    draw,
-    fill,
-    fixture,
-    full_name,
-    lognorm_int,
-    num,
-    pick,
-    some,
-    wording,
-)
+from ptdata.demo.common import Msg, Task, fill, lognorm_int, num, pick, some, wording
+from ptdata.demo.fixtures import fixture
+from ptdata.demo.formulas import draw
+from ptdata.demo.people import CITIES, COMPANIES, FIRST_NAMES, MONTHS, alnum, date_in, full_name
 
 F = fixture("writing")
 _REPORTS = list(F["reports"].values())

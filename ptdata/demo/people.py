@@ -1,0 +1,169 @@
+"""People, places and dates, and the PII (and PII look-alikes) planted in the demo's text."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import random
+import re
+import string
+import unicodedata
+
+from ptdata.demo.common import pick
+from ptdata.demo.fixtures import fixture
+
+F = fixture("people")
+
+
+FIRST_NAMES, SURNAMES, COMPANIES, CITIES = F["first_names"], F["surnames"], F["companies"], F["cities"]
+MONTHS, WEEKDAYS = F["months"], F["weekdays"]
+
+
+def person(rng: random.Random) -> tuple[str, str]:
+    return pick(rng, FIRST_NAMES), pick(rng, SURNAMES)
+
+
+def full_name(rng: random.Random) -> str:
+    return " ".join(person(rng))
+
+
+def ascii_fold(s: str) -> str:
+    s = s.translate(str.maketrans({"ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "ß": "ss"}))
+    return unicodedata.normalize("NFKD", s).encode("ascii", "ignore").decode()
+
+
+def ascii_name(s: str) -> str:
+    """A name as it appears in an e-mail address or a user name: ASCII letters only."""
+    return re.sub(r"[^A-Za-z]", "", ascii_fold(s))
+
+
+def date_in(rng: random.Random, year: int = 2026) -> dt.date:
+    return dt.date(year, 1, 1) + dt.timedelta(days=rng.randrange(365))
+
+
+def pretty_date(d: dt.date) -> str:
+    return f"{WEEKDAYS[d.weekday()]}, {MONTHS[d.month - 1]} {d.day}"
+
+
+# --------------------------------------------------------------------------------------------------- PII
+
+
+def digits(rng: random.Random, n: int) -> str:
+    return "".join(str(rng.randrange(10)) for _ in range(n))
+
+
+def alnum(rng: random.Random, n: int, alphabet: str = string.ascii_letters + string.digits) -> str:
+    return "".join(rng.choice(alphabet) for _ in range(n))
+
+
+def luhn_ok(number: str) -> bool:
+    """The Luhn checksum every payment card number satisfies (spaces and dashes ignored)."""
+    ds = [int(c) for c in number if c.isdigit()]
+    total = sum(d if i % 2 == 0 else (d * 2 - 9 if d > 4 else d * 2) for i, d in enumerate(reversed(ds)))
+    return len(ds) >= 12 and total % 10 == 0
+
+
+def card(rng: random.Random, valid: bool = True) -> str:
+    body = pick(rng, ("4", "51", "53", "55"))
+    body += digits(rng, 15 - len(body))
+    check = next(d for d in "0123456789" if luhn_ok(body + d))
+    if not valid:
+        check = str((int(check) + rng.randint(1, 9)) % 10)
+    n, sep = body + check, pick(rng, (" ", "-", ""))
+    return sep.join(n[i : i + 4] for i in range(0, 16, 4))
+
+
+def iban(rng: random.Random) -> str:
+    country, bban = pick(rng, (("GB", pick(rng, ("NWBK", "BARC", "MIDL")) + digits(rng, 14)), ("DE", digits(rng, 18))))
+    check = 98 - int("".join(str(int(c, 36)) for c in bban + country + "00")) % 97
+    s = f"{country}{check:02d}{bban}"
+    return " ".join(s[i : i + 4] for i in range(0, len(s), 4))
+
+
+def ssn(rng: random.Random) -> str:
+    return f"{rng.randint(101, 665):03d}-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}"
+
+
+def us_phone(rng: random.Random) -> str:
+    area, last = rng.choice(("212", "312", "415", "617", "646", "720", "503")), digits(rng, 4)
+    return pick(rng, (f"({area}) 555-{last}", f"{area}-555-{last}", f"+1 {area} 555 {last}"))
+
+
+def intl_phone(rng: random.Random) -> str:
+    # every format draws its digits before one is picked, as the planted records were first generated
+    return pick(
+        rng,
+        (
+            f"+44 20 7946 {digits(rng, 4)}",
+            f"+49 30 {digits(rng, 8)}",
+            f"+33 1 {digits(rng, 2)} {digits(rng, 2)} {digits(rng, 2)} {digits(rng, 2)}",
+            f"+81 3-{digits(rng, 4)}-{digits(rng, 4)}",
+            f"+351 21 {digits(rng, 3)} {digits(rng, 4)}",
+        ),
+    )
+
+
+def email(rng: random.Random, first: str | None = None, last: str | None = None) -> str:
+    f, s = person(rng)
+    first, last = ascii_name(first or f).lower(), ascii_name(last or s).lower()
+    user = pick(rng, (f"{first}.{last}", f"{first}{rng.randint(1, 99)}", f"{first[0]}{last}", f"{last}.{first}"))
+    return f"{user}@{pick(rng, F['email_domains'])}"
+
+
+def ipv4(rng: random.Random) -> str:
+    first = rng.choice((31, 46, 78, 85, 91, 109, 176, 188, 212))
+    return f"{first}.{rng.randint(1, 254)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+
+
+def ipv6(rng: random.Random) -> str:
+    return f"2a02:{rng.randint(0x1000, 0xFFFF):x}:" + ":".join(f"{rng.randint(0, 0xFFFF):x}" for _ in range(6))
+
+
+def aws_keys(rng: random.Random) -> tuple[str, str]:
+    key_id = "AKIA" + alnum(rng, 16, string.ascii_uppercase + "234567")
+    return key_id, alnum(rng, 40, string.ascii_letters + "0123456789+/")
+
+
+def github_token(rng: random.Random) -> str:
+    return "ghp_" + alnum(rng, 36)
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def jwt(rng: random.Random) -> str:
+    first, last = person(rng)
+    claims = {
+        "sub": str(rng.randint(10_000, 99_999)),
+        "name": f"{first} {last}",
+        "iat": 1793404800 + rng.randint(0, 900_000),
+    }
+    header = _b64url(b'{"alg":"HS256","typ":"JWT"}')
+    sig = _b64url(bytes(rng.randrange(256) for _ in range(32)))
+    return f"{header}.{_b64url(json.dumps(claims, separators=(',', ':')).encode())}.{sig}"
+
+
+def rsa_block(rng: random.Random) -> str:
+    body = "MIIEpAIBAAKCAQEA" + base64.b64encode(bytes(rng.randrange(256) for _ in range(700))).decode()
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    return "-----BEGIN RSA PRIVATE KEY-----\n" + "\n".join(lines) + "\n-----END RSA PRIVATE KEY-----"
+
+
+def cred_url(rng: random.Random) -> str:
+    user = pick(rng, F["cred_users"])
+    pw = alnum(rng, 6) + pick(rng, ("!", "#", "%21", "_")) + alnum(rng, 5)
+    host = pick(rng, F["cred_hosts"])
+    return f"https://{user}:{pw}@{host}/{pick(rng, F['cred_paths'])}"
+
+
+def isbn13(rng: random.Random) -> str:
+    """A real-looking, checksum-valid ISBN: a hard negative for number-shaped PII detectors."""
+    core = "978" + digits(rng, 9)
+    check = (10 - sum(int(c) * (3 if i % 2 else 1) for i, c in enumerate(core)) % 10) % 10
+    return f"{core[:3]}-{core[3]}-{core[4:8]}-{core[8:12]}-{check}"
+
+
+def version4(rng: random.Random) -> str:
+    return f"{rng.randint(1, 31)}.{rng.randint(0, 9)}.{rng.randint(0, 40)}.{rng.randint(100, 9999)}"
