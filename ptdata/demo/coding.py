@@ -11,12 +11,14 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from ptdata.demo.common import F as COMMON
-from ptdata.demo.common import Task, cap, fence, fill, num, pick, slug, some, wording
+from ptdata.demo.common import Task, fence, fill, num, pick, some, wording
 from ptdata.demo.fixtures import fixture
-from ptdata.demo.people import CITIES, ascii_fold, date_in, digits, full_name
+from ptdata.demo.formulas import draw
+from ptdata.demo.people import CITIES, digits, full_name
 
 F = fixture("coding")
 
@@ -171,21 +173,6 @@ def _py_dedupe(rng: random.Random) -> Task:
     return _py(rng, "py_dedupe", locals())
 
 
-def _py_batched(rng: random.Random) -> Task:
-    size, n, what = rng.randint(2, 4), rng.randint(7, 11), pick(rng, F["py_batched"]["what"])
-    data = list(range(1, n + 1))
-    printed = "\n".join(f"# {data[i : i + size]}" for i in range(0, n, size))
-    fn, stop = pick(rng, F["py_batched"]["fn"]), n + 1
-    return _py(rng, "py_batched", locals())
-
-
-def _py_retry(rng: random.Random) -> Task:
-    attempts, base = rng.randint(3, 6), pick(rng, (0.2, 0.5, 1.0, 2.0))
-    exc, use = pick(rng, F["py_retry"]["exc"]), pick(rng, F["py_retry"]["use"])
-    waits = ", ".join(num(base * 2**i) for i in range(attempts - 1))
-    return _py(rng, "py_retry", locals())
-
-
 def _flatten(d: dict[str, Any], sep: str, prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in d.items():
@@ -254,35 +241,14 @@ def _py_merge_intervals(rng: random.Random) -> Task:
     return _py(rng, "py_merge_intervals", locals())
 
 
-def _py_moving_average(rng: random.Random) -> Task:
-    w, what = rng.randint(3, 5), pick(rng, F["py_moving_average"]["what"])
-    data = [rng.randint(10, 99) for _ in range(rng.randint(w + 2, w + 5))]
-    avgs = [round(sum(data[i - w + 1 : i + 1]) / w, 2) for i in range(w - 1, len(data))]
-    return _py(rng, "py_moving_average", locals())
+def _py_spec(name: str, rng: random.Random) -> Task:
+    """A Python task whose values are all drawn by its fixture `let` table."""
+    return _py(rng, name, draw(rng, F[name], F))
 
 
-def _py_slugify(rng: random.Random) -> Task:
-    titles = [pick(rng, COMMON["headlines"]).format(city=pick(rng, CITIES), n=rng.randint(3, 12)) for _ in range(2)]
-    printed = "\n".join(f"print(slugify({t!r}))\n# {slug(ascii_fold(t))}" for t in titles)
-    return _py(rng, "py_slugify", locals())
-
-
-PY_TASKS = (
-    _py_filter,
-    _py_group_sum,
-    _py_top_k,
-    _py_csv_total,
-    _py_dataclass,
-    _py_dedupe,
-    _py_batched,
-    _py_retry,
-    _py_flatten,
-    _py_word_freq,
-    _py_log_levels,
-    _py_merge_intervals,
-    _py_moving_average,
-    _py_slugify,
-)
+_CODED = {f.__name__[1:]: f for f in (_py_filter, _py_group_sum, _py_top_k, _py_csv_total, _py_dataclass, _py_dedupe)}
+_CODED |= {f.__name__[1:]: f for f in (_py_flatten, _py_word_freq, _py_log_levels, _py_merge_intervals)}
+PY_TASKS = [_CODED.get(name, partial(_py_spec, name)) for name in F["py_tasks"]]  # in the fixture's order
 
 
 def py_task(rng: random.Random) -> Task:
@@ -292,45 +258,12 @@ def py_task(rng: random.Random) -> Task:
 # --------------------------------------------------------------------------------------------------- SQL
 
 
-@dataclass(frozen=True)
-class _Schema:
-    parent: str
-    label: str
-    group: str
-    child: str
-    fk: str
-    amount: str
-    when: str
-    story: str
-
-
-_SCHEMAS = [_Schema(**s) for s in F["sql_schemas"]]
-
-
-def _sql_values(rng: random.Random, kind: int, s: _Schema, dialect: str) -> dict[str, Any]:
-    """The numbers and dates one kind of query is about (top n, monthly counts, missing, ranked, latest)."""
-    if kind == 0:
-        n, year = rng.randint(3, 20), rng.randint(2022, 2026)
-        return {"n": n, "year": year, "next_year": year + 1}
-    if kind == 1:
-        year, month = rng.randint(2023, 2026), F["sql_month"][dialect].format(w=s.when)
-        return {"year": year, "next_year": year + 1, "month": month, "month_fn": month.split("(")[0]}
-    if kind == 2:
-        return {"d": date_in(rng, rng.randint(2024, 2026)).isoformat()}
-    if kind == 3:
-        k, since = rng.randint(1, 5), date_in(rng, rng.randint(2023, 2026)).isoformat()
-        return {"k": k, "since": since, "version": " since 3.25." if dialect == "SQLite" else "."}
-    return {"cutoff": date_in(rng, rng.randint(2022, 2026)).isoformat(), "per": s.fk.removesuffix("_id")}
-
-
 def sql_task(rng: random.Random) -> Task:
-    s, dialect = pick(rng, _SCHEMAS), pick(rng, tuple(F["sql_month"]))
-    kind = rng.randrange(len(F["sql_queries"]))
-    q = F["sql_queries"][kind]
-    v = {"s": s, "dialect": dialect, "amount": s.amount.replace("_", " "), "Parent": s.parent.capitalize()}
-    v |= _sql_values(rng, kind, s, dialect)
+    s, dialect = pick(rng, F["sql_schemas"]), pick(rng, tuple(F["sql_month"]))
+    q = pick(rng, F["sql_queries"])
+    v = draw(rng, q, F, s=s, dialect=dialect, amount=s["amount"].replace("_", " "), Parent=s["parent"].capitalize())
     t = F["sql_task"]
-    task = fill(rng, t["task"], d=dialect, st=s.story, sc=fence("", t["schema"].format(s=s)), a=q["ask"].format(**v))
+    task = fill(rng, t["task"], d=dialect, st=s["story"], sc=fence("", t["schema"].format(s=s)), a=q["ask"].format(**v))
     rows, release = rng.randint(2, 900) * 1000, rng.randint(8, 17)
     extra = some(rng, [e.format(s=s, rows=rows, dialect=dialect, release=release) for e in t["extra"]], 0, 2)
     answer = code_answer(rng, "sql", q["query"].format(**v), [n.format(**v) for n in q["notes"]])
@@ -338,13 +271,6 @@ def sql_task(rng: random.Random) -> Task:
 
 
 # --------------------------------------------------------------------------------------------------- JavaScript
-
-
-def _js_debounce(rng: random.Random) -> dict[str, Any]:
-    wait = rng.randint(3, 16) * 50
-    use, target, event, handler = pick(rng, F["js_debounce"]["uses"])
-    element = "window" if target == "window" else f"document.querySelector('{target}')"
-    return {"wait": wait, "use": use, "Use": cap(use), "event": event, "handler": handler, "element": element}
 
 
 def _js_group_by(rng: random.Random) -> dict[str, Any]:
@@ -358,11 +284,6 @@ def _js_group_by(rng: random.Random) -> dict[str, Any]:
     )
     key = d.key.capitalize().replace("_", "")
     return {"d": d, "arr": f"[\n{items}]", "Key": key, "keys": json.dumps(list(groups))}
-
-
-def _js_fetch(rng: random.Random) -> dict[str, Any]:
-    d, ms = pick(rng, _DOMAINS), pick(rng, (3000, 5000, 8000, 10000))
-    return {"d": d, "ms": ms, "limit": rng.choice((20, 50, 100)), "secs": ms / 1000}
 
 
 def _price(cur: str, symbol: str, x: float) -> str:
@@ -381,12 +302,13 @@ def _js_currency(rng: random.Random) -> dict[str, Any]:
     return {"locale": locale, "cur": cur, "calls": calls}
 
 
-_JS = {"js_debounce": _js_debounce, "js_group_by": _js_group_by, "js_fetch": _js_fetch, "js_currency": _js_currency}
+_JS = {"js_group_by": _js_group_by, "js_currency": _js_currency}  # the others draw their values by fixture formulas
 
 
 def js_task(rng: random.Random) -> Task:
-    name = pick(rng, tuple(_JS))
-    v, t = _JS[name](rng), F[name]
+    name = pick(rng, F["js_tasks"])
+    t = F[name]
+    v = _JS[name](rng) if name in _JS else draw(rng, t, F)
     ask = wording(rng, t["ask"], **v)
     lang = pick(rng, ("javascript", "js"))
     user = code_prompt(rng, ask, openers=F["js_openers"], constraints=F["js_constraints"])

@@ -22,6 +22,7 @@ _BINARY: dict[type, Callable[[Any, Any], Any]] = {ast.Add: operator.add, ast.Sub
 _BINARY |= {ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
 _COMPARE: dict[type, Callable[[Any, Any], Any]] = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt}
 _COMPARE |= {ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge, ast.In: lambda a, b: a in b}
+_COMPARE[ast.NotIn] = lambda a, b: a not in b
 
 
 @cache
@@ -98,13 +99,18 @@ def draw(rng: random.Random, spec: Mapping[str, Any], banks: Mapping[str, Any], 
     and of the shared fixtures."""
     values = dict(given)
     funcs = {"randint": rng.randint, "uniform": rng.uniform, "random": rng.random, "sample": rng.sample}
-    funcs |= {f.__name__: partial(f, rng) for f in _DRAWS}
+    funcs |= {f.__name__: partial(f, rng) for f in _DRAWS} | {name: partial(_format, rng, f) for name, f in _FORMATS}
     env = ChainMap(values, funcs, _HELPERS, spec, banks, people.F, common.F)
     for names, formula in spec["let"].items():
         value = _ev(_parse(formula), env)
         targets = [n.strip() for n in names.split(",")]
         values.update(zip(targets, value, strict=True) if len(targets) > 1 else {names: value})
     return values
+
+
+def _format(rng: random.Random, spec: Mapping[str, Any]) -> Any:
+    """A value of one of the people fixture's formats: the last value of its `let` table."""
+    return list(draw(rng, spec, people.F).values())[-1]
 
 
 def render(rng: random.Random, spec: Mapping[str, Any], banks: Mapping[str, Any], **given: Any) -> str:
@@ -117,9 +123,9 @@ def render(rng: random.Random, spec: Mapping[str, Any], banks: Mapping[str, Any]
 
 # what formulas may call: draws, which are given the record's rng, and pure helpers
 _DRAWS = (common.pick, common.some, common.fill, common.lognorm_int, common.shuffled, people.person, people.full_name)
-_DRAWS += (people.email, people.us_phone, people.intl_phone, people.card, people.iban, people.ssn, people.ipv4)
-_DRAWS += (people.ipv6, people.aws_keys, people.github_token, people.jwt, people.rsa_block, people.cred_url)
-_DRAWS += (people.isbn13, people.version4, people.digits, people.alnum, people.date_in)
+_DRAWS += (people.email, people.card, people.iban)
+_DRAWS += (people.jwt, people.rsa_block, people.digits, people.alnum, people.date_in)
+_FORMATS = list(people.F["formats"].items())
 _HELPERS: dict[str, Callable[..., Any]] = {
     f.__name__: f
     for f in (

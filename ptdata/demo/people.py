@@ -1,4 +1,6 @@
-"""People, places and dates, and the PII (and PII look-alikes) planted in the demo's text."""
+"""People, places and dates, and the PII (and PII look-alikes) planted in the demo's text. The simpler formats
+(phone numbers, addresses, keys and tokens, ISBNs, version numbers) are `formats` of fixtures/people.json.zst,
+drawn by fixture formulas."""
 
 from __future__ import annotations
 
@@ -81,52 +83,11 @@ def iban(rng: random.Random) -> str:
     return " ".join(s[i : i + 4] for i in range(0, len(s), 4))
 
 
-def ssn(rng: random.Random) -> str:
-    return f"{rng.randint(101, 665):03d}-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}"
-
-
-def us_phone(rng: random.Random) -> str:
-    area, last = rng.choice(("212", "312", "415", "617", "646", "720", "503")), digits(rng, 4)
-    return pick(rng, (f"({area}) 555-{last}", f"{area}-555-{last}", f"+1 {area} 555 {last}"))
-
-
-def intl_phone(rng: random.Random) -> str:
-    # every format draws its digits before one is picked, as the planted records were first generated
-    return pick(
-        rng,
-        (
-            f"+44 20 7946 {digits(rng, 4)}",
-            f"+49 30 {digits(rng, 8)}",
-            f"+33 1 {digits(rng, 2)} {digits(rng, 2)} {digits(rng, 2)} {digits(rng, 2)}",
-            f"+81 3-{digits(rng, 4)}-{digits(rng, 4)}",
-            f"+351 21 {digits(rng, 3)} {digits(rng, 4)}",
-        ),
-    )
-
-
 def email(rng: random.Random, first: str | None = None, last: str | None = None) -> str:
     f, s = person(rng)
     first, last = ascii_name(first or f).lower(), ascii_name(last or s).lower()
     user = pick(rng, (f"{first}.{last}", f"{first}{rng.randint(1, 99)}", f"{first[0]}{last}", f"{last}.{first}"))
     return f"{user}@{pick(rng, F['email_domains'])}"
-
-
-def ipv4(rng: random.Random) -> str:
-    first = rng.choice((31, 46, 78, 85, 91, 109, 176, 188, 212))
-    return f"{first}.{rng.randint(1, 254)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
-
-
-def ipv6(rng: random.Random) -> str:
-    return f"2a02:{rng.randint(0x1000, 0xFFFF):x}:" + ":".join(f"{rng.randint(0, 0xFFFF):x}" for _ in range(6))
-
-
-def aws_keys(rng: random.Random) -> tuple[str, str]:
-    key_id = "AKIA" + alnum(rng, 16, string.ascii_uppercase + "234567")
-    return key_id, alnum(rng, 40, string.ascii_letters + "0123456789+/")
-
-
-def github_token(rng: random.Random) -> str:
-    return "ghp_" + alnum(rng, 36)
 
 
 def _b64url(data: bytes) -> str:
@@ -149,21 +110,3 @@ def rsa_block(rng: random.Random) -> str:
     body = "MIIEpAIBAAKCAQEA" + base64.b64encode(bytes(rng.randrange(256) for _ in range(700))).decode()
     lines = [body[i : i + 64] for i in range(0, len(body), 64)]
     return "-----BEGIN RSA PRIVATE KEY-----\n" + "\n".join(lines) + "\n-----END RSA PRIVATE KEY-----"
-
-
-def cred_url(rng: random.Random) -> str:
-    user = pick(rng, F["cred_users"])
-    pw = alnum(rng, 6) + pick(rng, ("!", "#", "%21", "_")) + alnum(rng, 5)
-    host = pick(rng, F["cred_hosts"])
-    return f"https://{user}:{pw}@{host}/{pick(rng, F['cred_paths'])}"
-
-
-def isbn13(rng: random.Random) -> str:
-    """A real-looking, checksum-valid ISBN: a hard negative for number-shaped PII detectors."""
-    core = "978" + digits(rng, 9)
-    check = (10 - sum(int(c) * (3 if i % 2 else 1) for i, c in enumerate(core)) % 10) % 10
-    return f"{core[:3]}-{core[3]}-{core[4:8]}-{core[8:12]}-{check}"
-
-
-def version4(rng: random.Random) -> str:
-    return f"{rng.randint(1, 31)}.{rng.randint(0, 9)}.{rng.randint(0, 40)}.{rng.randint(100, 9999)}"

@@ -31,7 +31,7 @@ from ptdata.demo.common import (
 from ptdata.demo.common import F as COMMON
 from ptdata.demo.fixtures import fixture
 from ptdata.demo.formulas import draw, render
-from ptdata.demo.people import CITIES, FIRST_NAMES, MONTHS, SURNAMES, alnum, ascii_fold, date_in, full_name, pretty_date
+from ptdata.demo.people import CITIES, alnum, ascii_fold, date_in, full_name, pretty_date
 
 F = fixture("web")
 _BANKS = ChainMap(F, writing.F)
@@ -111,38 +111,6 @@ def write_forum(home: Path, seed: int) -> list[int]:
 # --------------------------------------------------------------------------------------------------- notes
 
 
-def _note_meeting(rng: random.Random) -> str:
-    day = date_in(rng)
-    people = [pick(rng, FIRST_NAMES) for _ in range(rng.randint(3, 6))]
-    role, agenda = writing.F["email_fill"]["role"], some(rng, F["agenda"], 2, 4)
-    items = [a.format(q=rng.randint(1, 4), role=pick(rng, role), city=pick(rng, CITIES)) for a in agenda]
-    actions = []
-    for _ in range(rng.randint(2, 4)):
-        who, what = pick(rng, people), pick(rng, F["action_items"])
-        actions.append(f"- {who}: {what} by {pretty_date(day + dt.timedelta(days=rng.randint(2, 20)))}")
-    decision = pick(rng, F["decisions"]).format(m=pick(rng, MONTHS))
-    agenda_text = "\n".join(f"{i}. {a}" for i, a in enumerate(items, 1))
-    return (
-        f"Meeting notes, {day.isoformat()}\nAttendees: {', '.join(dict.fromkeys(people))}\n\nAgenda\n{agenda_text}"
-        f"\n\nDecisions\n- {decision}\n\nAction items\n" + "\n".join(actions) + "\n"
-    )
-
-
-def _note_study(rng: random.Random) -> str:
-    t, s = pick(rng, writing.F["topics"]), F["note_study"]
-    course = f"{pick(rng, s['courses'])} {rng.randint(101, 399)}"
-    facts = [t["facts"][i] for i in sorted(rng.sample(range(len(t["facts"])), rng.randint(2, 3)))]
-    facts.append(writing.topic_example(rng, t))
-    head = f"{course}: {t['name']}, lecture {rng.randint(2, 14)} ({pick(rng, MONTHS)} {rng.randint(1, 28)})"
-    who = f"{pick(rng, s['profs'])} {pick(rng, SURNAMES)}"
-    about = pick(rng, ("the exam format", "problem set " + str(rng.randint(2, 9)), "the reading list"))
-    return (
-        f"{head}\n\n"
-        + "\n".join(f"* {f}" for f in facts)
-        + f"\n\nMy summary: {t['simple']}\nAsk {who} about {about}.\n"
-    )
-
-
 def _note_journal(rng: random.Random) -> str:
     d = date_in(rng)
     lines = some(rng, F["journal"], 3, 5)
@@ -151,8 +119,9 @@ def _note_journal(rng: random.Random) -> str:
 
 
 def _note(rng: random.Random, kind: str) -> str:
-    makers = {"meeting": _note_meeting, "study": _note_study, "journal": _note_journal}
-    return makers[kind](rng) if kind in makers else _text(rng, F["notes"][kind])
+    if kind == "journal":
+        return _note_journal(rng)
+    return _text(rng, F["notes"][kind], example=lambda topic: writing.topic_example(rng, topic))
 
 
 def write_notes(home: Path, seed: int) -> list[int]:
@@ -227,19 +196,8 @@ def _html_page(rng: random.Random, site: list[str], title: str, paras: list[str]
     heads = [pick(rng, COMMON["headlines"]).format(city=pick(rng, CITIES), n=rng.randint(3, 12)) for _ in range(4)]
     related = "".join(F["nav_item"].format(slug=slug(t), name=t) for t in heads)
     body = "\n".join(f"      <p>{_escape(p)}</p>" for p in paras)
-    css = alnum(rng, 8, "0123456789abcdef")
-    return F["html_page"].format(
-        title=_escape(title),
-        name=name,
-        css=css,
-        nav=nav,
-        author=author,
-        day=day.isoformat(),
-        mins=mins,
-        body=body,
-        related=related,
-        domain=domain,
-    )
+    css, title, day_text = alnum(rng, 8, "0123456789abcdef"), _escape(title), day.isoformat()
+    return F["html_page"].format(**locals())
 
 
 def write_web_docs(home: Path, seed: int) -> list[int]:
