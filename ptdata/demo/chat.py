@@ -13,26 +13,9 @@ from typing import Any
 
 from ptdata.demo import writing
 from ptdata.demo.coding import js_task, py_task, sql_task
-from ptdata.demo.common import (
-    DEMO_DAYS,
-    Copy,
-    Msg,
-    Task,
-    chat,
-    day_dirs,
-    gz,
-    ids,
-    mojibake,
-    pick,
-    place,
-    resolve,
-    rng_for,
-    serialize,
-    write,
-    zstd,
-)
 from ptdata.demo.common import F as COMMON
-from ptdata.demo.fixtures import fixture
+from ptdata.demo.common import Msg, Task, chat, fixture, mojibake, pick, rng_for
+from ptdata.demo.files import DEMO_DAYS, Copy, day_dirs, gz, ids, place, resolve, serialize, write, zstd
 from ptdata.demo.formulas import draw
 from ptdata.demo.math_problems import math_task
 from ptdata.demo.people import CITIES

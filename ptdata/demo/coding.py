@@ -15,26 +15,22 @@ from functools import partial
 from typing import Any
 
 from ptdata.demo.common import F as COMMON
-from ptdata.demo.common import Task, fence, fill, num, pick, some, wording
-from ptdata.demo.fixtures import fixture
+from ptdata.demo.common import Task, fence, fill, fixture, num, pick, some, wording
 from ptdata.demo.formulas import draw
 from ptdata.demo.people import CITIES, digits, full_name
 
 F = fixture("coding")
 
 
-def code_prompt(
-    rng: random.Random,
-    task: str,
-    context: Sequence[str] = (),
-    openers: Sequence[str] = F["code_openers"],
-    constraints: Sequence[str] = F["code_constraints"],
-) -> str:
-    parts = [pick(rng, openers)]
+def code_prompt(rng: random.Random, task: str, context: Sequence[str] = (), lang: str = "code") -> str:
+    """The user's message: an opener, maybe some context, the task and up to two constraints (`lang` code or js)."""
+    parts = [pick(rng, F[f"{lang}_openers"])]
     if context and rng.random() < 0.6:
         parts.append(pick(rng, context))
     parts.append(task)
-    parts += [c.format(n=rng.choice((5_000, 20_000, 250_000, 2_000_000))) for c in some(rng, constraints, 0, 2)]
+    parts += [
+        c.format(n=rng.choice((5_000, 20_000, 250_000, 2_000_000))) for c in some(rng, F[f"{lang}_constraints"], 0, 2)
+    ]
     return " ".join(p for p in parts if p)
 
 
@@ -311,6 +307,6 @@ def js_task(rng: random.Random) -> Task:
     v = _JS[name](rng) if name in _JS else draw(rng, t, F)
     ask = wording(rng, t["ask"], **v)
     lang = pick(rng, ("javascript", "js"))
-    user = code_prompt(rng, ask, openers=F["js_openers"], constraints=F["js_constraints"])
+    user = code_prompt(rng, ask, lang="js")
     answer = code_answer(rng, lang, t["code"].format(**v), [n.format(**v) for n in t["notes"]])
     return Task(user, answer, [pick(rng, COMMON["thanks"])])

@@ -126,18 +126,8 @@ _DRAWS = (common.pick, common.some, common.fill, common.lognorm_int, common.shuf
 _DRAWS += (people.email, people.card, people.iban)
 _DRAWS += (people.jwt, people.rsa_block, people.digits, people.alnum, people.date_in)
 _FORMATS = list(people.F["formats"].items())
-_HELPERS: dict[str, Callable[..., Any]] = {
-    f.__name__: f
-    for f in (
-        common.num,
-        common.money,
-        common.cap,
-        common.with_article,
-        common.slug,
-        common.mojibake,
-        people.pretty_date,
-    )
-}
-_HELPERS |= {f.__name__: f for f in (people.ascii_name, people.ascii_fold, round, abs, min, max, len, sum, str, int)}
-_HELPERS |= {f.__name__: f for f in (sorted, format, range, repr, list)}
+_HELPERS: dict[str, Callable[..., Any]] = {f.__name__: f for f in (common.num, common.money, common.cap, common.slug)}
+_HELPERS |= {f.__name__: f for f in (common.with_article, common.mojibake, people.pretty_date, people.ascii_name)}
+_HELPERS |= {f.__name__: f for f in (people.ascii_fold, round, abs, min, max, len, sum, str, int, sorted, format)}
+_HELPERS |= {f.__name__: f for f in (range, repr, list)}
 _HELPERS |= {"ceil": math.ceil, "datetime": dt.datetime, "timedelta": dt.timedelta}

@@ -96,7 +96,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ptdata.demo import chat, instruct, preference, rlvr, web
-from ptdata.demo.common import DEMO_DAYS, gz, jsonl
+from ptdata.demo.files import DEMO_DAYS, gz, jsonl
 
 __all__ = ["DEMO_DAYS", "EVAL_SET_PATH", "LEAKED_EVAL", "SOURCES", "write_demo_landing", "write_eval_set"]
 
@@ -117,7 +117,7 @@ _WRITERS: dict[str, Callable[..., list[int]]] = {
 SOURCES: tuple[str, ...] = tuple(_WRITERS)
 EVAL_SET_PATH = Path(__file__).parent / "evals" / "demo_eval.jsonl.gz"
 # the eval items copied into training data, by source (see "Leaked eval items" above)
-LEAKED_EVAL: dict[str, str] = {
+LEAKED_EVAL = {
     "chat_openai": "demo-math-009",
     "qa_pairs": "demo-code-002",
     "math_rlvr": "demo-math-000",

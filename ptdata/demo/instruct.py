@@ -11,8 +11,8 @@ from pathlib import Path
 
 from ptdata.demo import writing
 from ptdata.demo.coding import py_task
-from ptdata.demo.common import day_dirs, fence, fill, jsonl, money, num, pick, rng_for, write, zstd
-from ptdata.demo.fixtures import fixture
+from ptdata.demo.common import fence, fill, fixture, money, num, pick, rng_for
+from ptdata.demo.files import day_dirs, jsonl, write, zstd
 from ptdata.demo.math_problems import math_problem, math_solution
 from ptdata.demo.people import FIRST_NAMES, MONTHS, date_in
 
@@ -71,20 +71,16 @@ def _qa_pair(rng: random.Random) -> dict[str, str]:
         x = round(rng.uniform(1, 500), pick(rng, (0, 1)))
         one = unit[:-1] if unit.endswith("s") else unit
         prompt = fill(rng, t["unit_asks"], o=other, x=num(x), u=unit)
-        return {
-            "prompt": prompt,
-            "response": t["unit_answer"].format(x=num(x), unit=unit, y=x * f, other=other, one=one, f=f),
-        }
+        answer = t["unit_answer"].format(x=num(x), unit=unit, y=x * f, other=other, one=one, f=f)
+        return {"prompt": prompt, "response": answer}
     if kind < 0.65:
         d1 = date_in(rng, rng.randint(2020, 2026))
         d2 = d1 + dt.timedelta(days=rng.randint(3, 900))
         ask, answer = t["days_between"] if rng.random() < 0.5 else t["weekday"]
         return {"prompt": ask.format(d1=d1, d2=d2), "response": answer.format(d1=d1, d2=d2, days=(d2 - d1).days)}
     if kind < 0.8:
-        p, n = (
-            rng.choice((3, 5, 7.5, 12.5, 15, 18, 20, 25, 35, 40, 75)),
-            round(rng.uniform(20, 20000), pick(rng, (0, 2))),
-        )
+        p = rng.choice((3, 5, 7.5, 12.5, 15, 18, 20, 25, 35, 40, 75))
+        n = round(rng.uniform(20, 20000), pick(rng, (0, 2)))
         what, part = pick(rng, t["percent_of"]), money(round(n * p / 100, 2))
         # the last wording names a person, drawn before one wording is picked
         v = dict(p=num(p), n=n, what=what, part=part, amount=money(n), rate=p / 100, name=pick(rng, FIRST_NAMES))

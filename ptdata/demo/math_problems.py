@@ -9,8 +9,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from ptdata.demo.common import Task, num, pick, vary, wording
-from ptdata.demo.fixtures import fixture
+from ptdata.demo.common import Task, fixture, num, pick, vary, wording
 from ptdata.demo.formulas import draw
 
 F = fixture("math")

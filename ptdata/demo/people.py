@@ -12,8 +12,7 @@ import re
 import string
 import unicodedata
 
-from ptdata.demo.common import pick
-from ptdata.demo.fixtures import fixture
+from ptdata.demo.common import fixture, pick
 
 F = fixture("people")
 
@@ -96,11 +95,8 @@ def _b64url(data: bytes) -> str:
 
 def jwt(rng: random.Random) -> str:
     first, last = person(rng)
-    claims = {
-        "sub": str(rng.randint(10_000, 99_999)),
-        "name": f"{first} {last}",
-        "iat": 1793404800 + rng.randint(0, 900_000),
-    }
+    sub, iat = str(rng.randint(10_000, 99_999)), 1793404800 + rng.randint(0, 900_000)
+    claims = {"sub": sub, "name": f"{first} {last}", "iat": iat}
     header = _b64url(b'{"alg":"HS256","typ":"JWT"}')
     sig = _b64url(bytes(rng.randrange(256) for _ in range(32)))
     return f"{header}.{_b64url(json.dumps(claims, separators=(',', ':')).encode())}.{sig}"

@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 
 from ptdata.demo import chat, writing
 from ptdata.demo.coding import PY_TASKS, sql_task
-from ptdata.demo.common import DEMO_DAYS, day_dirs, gz, jsonl, num, pick, rng_for, vary, write
-from ptdata.demo.fixtures import fixture
+from ptdata.demo.common import fixture, num, pick, rng_for, vary
+from ptdata.demo.files import DEMO_DAYS, day_dirs, gz, jsonl, write
 from ptdata.demo.formulas import draw
 from ptdata.demo.math_problems import Math, math_problem, math_solution
 
@@ -58,10 +58,8 @@ def _example(rng: random.Random) -> tuple[list[tuple[str, str]], str, str, str]:
         wrong = Math(m.question, [*m.steps[:-1], F["wrong_result"].format(num(off))], off)
         return [], m.question, math_solution(rng, m), math_solution(rng, wrong)
     w = writing
-    task = pick(rng, (w.email_task, w.explain_task, w.recipe_task, w.travel_task, sql_task, w.summary_task, *PY_TASKS))(
-        rng
-    )
-    other = pick(rng, (w.explain_task, w.recipe_task))(rng).answer
+    task = pick(rng, (w.email_task, w.explain_task, w.recipe_task, w.travel_task, sql_task, w.summary_task, *PY_TASKS))
+    task, other = task(rng), pick(rng, (w.explain_task, w.recipe_task))(rng).answer
     turns = [(task.user, task.answer)]
     if task.followups and rng.random() < 0.3:
         turns.append(pick(rng, task.followups))
@@ -116,9 +114,8 @@ def write_prefs_pairs(home: Path, seed: int) -> list[int]:
         rows = []
         for _ in range(n_rows):
             history, user, good, bad = _example(rng)
-            rows.append(
-                {"prompt": "\n\n".join([*(f"{u}\n\n{a}" for u, a in history), user]), "chosen": good, "rejected": bad}
-            )
+            prompt = "\n\n".join([*(f"{u}\n\n{a}" for u, a in history), user])
+            rows.append({"prompt": prompt, "chosen": good, "rejected": bad})
         same_row = {0: 13, 2: 40}.get(day)  # chosen identical to rejected
         if same_row is not None:
             rows[same_row]["rejected"] = rows[same_row]["chosen"]
@@ -127,18 +124,15 @@ def write_prefs_pairs(home: Path, seed: int) -> list[int]:
         for i in range(n_lines):
             history, user, good, bad = _example(rng)
             msgs = [
-                m for u, a in history for m in ({"role": "user", "content": u}, {"role": "assistant", "content": a})
+                {"role": role, "content": c}
+                for turn in history
+                for role, c in zip(("user", "assistant"), turn, strict=True)
             ]
             prompt: Any = [*msgs, {"role": "user", "content": user}] if history or rng.random() < 0.5 else user
             chosen = [{"role": "assistant", "content": good}]
             rejected = chosen if (day == 1 and i == 4) else [{"role": "assistant", "content": bad}]
-            rec = {
-                "id": f"pair-{DEMO_DAYS[day]:%m%d}-{i:04d}",
-                "prompt": prompt,
-                "chosen": chosen,
-                "rejected": rejected,
-            }
-            lines.append(jsonl(rec) + b"\n")
+            rec = {"id": f"pair-{DEMO_DAYS[day]:%m%d}-{i:04d}", "prompt": prompt, "chosen": chosen}
+            lines.append(jsonl({**rec, "rejected": rejected}) + b"\n")
         write(folder / "pairs-msgs.jsonl", b"".join(lines))
         counts.append(n_rows + n_lines)
     return counts

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ptdata.demo.common import DEMO_DAYS, Msg, day_dirs, num, pick, rng_for, write
-from ptdata.demo.fixtures import fixture
+from ptdata.demo.common import Msg, fixture, num, pick, rng_for
+from ptdata.demo.files import DEMO_DAYS, day_dirs, write
 from ptdata.demo.formulas import draw
 from ptdata.demo.math_problems import math_problem
 from ptdata.demo.people import FIRST_NAMES
@@ -48,12 +48,8 @@ def code_record(rng: random.Random, p: Mapping[str, Any]) -> dict[str, Any]:
     prompt: list[Msg] = [{"role": "user", "content": text}]
     if rng.random() < 0.25:
         prompt.insert(0, {"role": "system", "content": F["code_system"]})
-    return {
-        "prompt": prompt,
-        "solution": solution,
-        "verifier": "code_tests",
-        "verifier_args": {"tests": tests, "entry_point": fn},
-    }
+    checks = {"tests": tests, "entry_point": fn}
+    return {"prompt": prompt, "solution": solution, "verifier": "code_tests", "verifier_args": checks}
 
 
 def code_task(rng: random.Random) -> dict[str, Any]:
@@ -72,21 +68,17 @@ def eval_items() -> list[dict[str, str]]:
     for kind, spec in enumerate(F["eval_math"]):
         for i in range(3):
             v = draw(rng, spec, F, n=pick(rng, FIRST_NAMES))
+            answer = num(round(v["answer"], 2))
             items.append(
-                {
-                    "task_id": f"demo-math-{kind * 3 + i:03d}",
-                    "prompt": spec["q"].format(**v),
-                    "answer": num(round(v["answer"], 2)),
-                }
+                {"task_id": f"demo-math-{kind * 3 + i:03d}", "prompt": spec["q"].format(**v), "answer": answer}
             )
     for k, (entry, args, desc, solution, examples) in enumerate(F["eval_code"]):
         for i, ex in enumerate(examples):
             ns: dict[str, Any] = {}
             exec(solution, ns)  # the reference solution is ours; running it gives the example's exact output
             out = eval(f"{entry}({ex})", ns)
-            prompt = F["eval_code_prompt"].format(
-                lead=F["eval_leads"][i], entry=entry, args=args, desc=desc, ex=ex, out=out
-            )
+            lead = F["eval_leads"][i]
+            prompt = F["eval_code_prompt"].format(lead=lead, entry=entry, args=args, desc=desc, ex=ex, out=out)
             items.append({"task_id": f"demo-code-{k * 2 + i:03d}", "prompt": prompt, "answer": solution})
     return items
 
@@ -138,12 +130,8 @@ def write_code_rlvr(home: Path, seed: int) -> list[int]:
         recs = [code_task(rng) for _ in range((100, 98, 102)[day])]
         if day == 1:
             recs.insert(12, lookalike_task(rng))
-        stamp = f"{DEMO_DAYS[day]:%m%d}"
-        data = {
-            "version": 2,
-            "exported_at": f"{DEMO_DAYS[day].isoformat()}T23:59:00Z",
-            "data": [{"id": f"code-{stamp}-{i:04d}", **r} for i, r in enumerate(recs)],
-        }
+        recs = [{"id": f"code-{DEMO_DAYS[day]:%m%d}-{i:04d}", **r} for i, r in enumerate(recs)]
+        data = {"version": 2, "exported_at": f"{DEMO_DAYS[day].isoformat()}T23:59:00Z", "data": recs}
         write(folder / "tasks.json", json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8"))
         counts.append(len(recs))
     return counts

@@ -5,6 +5,7 @@ there by day and line (or path)."""
 from __future__ import annotations
 
 import datetime as dt
+import html
 import random
 from collections import ChainMap, Counter
 from collections.abc import Mapping
@@ -13,23 +14,9 @@ from typing import Any
 
 from ptdata.demo import writing
 from ptdata.demo.chat import near_dup
-from ptdata.demo.common import (
-    DEMO_DAYS,
-    Copy,
-    day_dirs,
-    ids,
-    mojibake,
-    pick,
-    place,
-    resolve,
-    rng_for,
-    serialize,
-    slug,
-    some,
-    write,
-)
 from ptdata.demo.common import F as COMMON
-from ptdata.demo.fixtures import fixture
+from ptdata.demo.common import fixture, mojibake, pick, rng_for, slug, some
+from ptdata.demo.files import DEMO_DAYS, Copy, day_dirs, ids, place, resolve, serialize, write
 from ptdata.demo.formulas import draw, render
 from ptdata.demo.people import CITIES, alnum, ascii_fold, date_in, full_name, pretty_date
 
@@ -185,18 +172,14 @@ def _near_dup_paras(paras: list[str], how: str, rng: random.Random) -> list[str]
     return [*paras[:-1], near_dup(paras[-1], how, rng)]
 
 
-def _escape(s: str) -> str:
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _html_page(rng: random.Random, site: list[str], title: str, paras: list[str], day: dt.date) -> str:
     name, domain = site
     author, mins = full_name(rng), max(2, sum(len(p.split()) for p in paras) // 200)
     nav = "".join(F["nav_item"].format(slug=n.lower(), name=n) for n in rng.sample(F["nav"], 6))
     heads = [pick(rng, COMMON["headlines"]).format(city=pick(rng, CITIES), n=rng.randint(3, 12)) for _ in range(4)]
     related = "".join(F["nav_item"].format(slug=slug(t), name=t) for t in heads)
-    body = "\n".join(f"      <p>{_escape(p)}</p>" for p in paras)
-    css, title, day_text = alnum(rng, 8, "0123456789abcdef"), _escape(title), day.isoformat()
+    body = "\n".join(f"      <p>{html.escape(p, quote=False)}</p>" for p in paras)
+    css, title, day_text = alnum(rng, 8, "0123456789abcdef"), html.escape(title, quote=False), day.isoformat()
     return F["html_page"].format(**locals())
 
 

@@ -12,10 +12,9 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from ptdata.demo.common import Msg, Task, fill, lognorm_int, num, pick, some, wording
-from ptdata.demo.fixtures import fixture
-from ptdata.demo.formulas import draw
-from ptdata.demo.people import CITIES, COMPANIES, FIRST_NAMES, MONTHS, alnum, date_in, full_name
+from ptdata.demo.common import Msg, Task, fill, fixture, lognorm_int, num, pick, some, wording
+from ptdata.demo.formulas import draw, render
+from ptdata.demo.people import CITIES, FIRST_NAMES, MONTHS, alnum, date_in
 
 F = fixture("writing")
 _REPORTS = list(F["reports"].values())
@@ -30,20 +29,11 @@ def report(rng: random.Random) -> tuple[str, list[str], list[str]]:
 
 
 def reactions(rng: random.Random) -> str:
-    n = rng.randint(2, 3)
-    roles, said = rng.sample(F["roles"], n), rng.sample(F["reactions"], n)
-    return " ".join(
-        F["reaction"].format(
-            name=full_name(rng),
-            role=role.format(k=rng.randint(2, 30), city=pick(rng, CITIES), company=pick(rng, COMPANIES)),
-            reaction=reaction,
-        )
-        for role, reaction in zip(roles, said, strict=True)
-    )
+    return render(rng, F["reactions_said"], F)
 
 
 def whats_next(rng: random.Random) -> str:
-    return F["whats_next"]["text"].format(**draw(rng, F["whats_next"], F))
+    return render(rng, F["whats_next"], F)
 
 
 def summary_task(rng: random.Random) -> Task:
@@ -145,17 +135,13 @@ def travel_task(rng: random.Random) -> Task:
 # --------------------------------------------------------------------------------------------------- cooking
 
 
-def _qty(x: float, name: str) -> str:
-    singular, _, plural = name.partition("|")
-    if not plural:
-        return f"{num(round(x, 2)) if x < 10 else round(x)} {name}"
-    n = math.ceil(x - 1e-9)
-    return f"{n} {singular if n == 1 else plural}"
-
-
 def ingredient(q: float, unit: str, name: str) -> str:
     """An amount as a recipe writes it; a name "egg|eggs" is counted in whole pieces."""
-    return _qty(q, name) if not unit else f"{num(round(q, 2)) if q < 10 else round(q)} {unit} {name}"
+    singular, _, plural = name.partition("|")
+    if unit or not plural:
+        return f"{num(round(q, 2)) if q < 10 else round(q)} {unit + ' ' if unit else ''}{name}"
+    n = math.ceil(q - 1e-9)
+    return f"{n} {singular if n == 1 else plural}"
 
 
 def recipe_task(rng: random.Random) -> Task:
@@ -168,13 +154,8 @@ def recipe_task(rng: random.Random) -> Task:
     method = "\n".join(f"{i}. {st}" for i, st in enumerate(steps, 1)) if rng.random() < 0.7 else " ".join(steps)
     note = next((v for k, v in F["diet_notes"].items() if k in diet.lower()), "")
     intro = t["intro"].format(hello=pick(rng, t["hellos"]), dish=r["dish"].capitalize(), n=people, r=r).strip()
-    parts = [
-        intro,
-        f"{pick(rng, t['ingredient_heads'])}\n{ings}",
-        f"{pick(rng, t['method_heads'])}\n{method}",
-        note,
-        " ".join(some(rng, r["tips"], 1, 2)),
-    ]
+    heads = pick(rng, t["ingredient_heads"]), pick(rng, t["method_heads"])
+    parts = [intro, f"{heads[0]}\n{ings}", f"{heads[1]}\n{method}", note, " ".join(some(rng, r["tips"], 1, 2))]
     if rng.random() < 0.5:
         parts.insert(1, t["times"].format(r=r))
     follow = [(t["leftovers"][0], t["leftovers"][1].format(r=r, days=rng.randint(2, 4)))]
@@ -212,20 +193,13 @@ def tool_dialog(rng: random.Random, day: dt.date) -> list[Msg]:
     """A user question answered through one function call: the call, the tool's result and the final answer."""
     spec = pick(rng, list(F["tool_calls"].values()))
     v = draw(rng, spec, F, day=day)
-    ask, final = fill(rng, spec["ask"], **v), wording(rng, spec["final"], **v)
+    ask = {"role": "user", "content": fill(rng, spec["ask"], **v)}
+    final = {"role": "assistant", "content": wording(rng, spec["final"], **v)}
     args, result = ({k: v[name] for k, name in spec[part].items()} for part in ("args", "result"))
-    cid = "call_" + alnum(rng, 24)
-    call = {
-        "id": cid,
-        "type": "function",
-        "function": {"name": spec["name"], "arguments": json.dumps(args, ensure_ascii=False)},
-    }
-    return [
-        {"role": "user", "content": ask},
-        {"role": "assistant", "content": None, "tool_calls": [call]},
-        {"role": "tool", "tool_call_id": cid, "content": json.dumps(result, ensure_ascii=False)},
-        {"role": "assistant", "content": final},
-    ]
+    cid, arguments = "call_" + alnum(rng, 24), json.dumps(args, ensure_ascii=False)
+    call = {"id": cid, "type": "function", "function": {"name": spec["name"], "arguments": arguments}}
+    tool = {"role": "tool", "tool_call_id": cid, "content": json.dumps(result, ensure_ascii=False)}
+    return [ask, {"role": "assistant", "content": None, "tool_calls": [call]}, tool, final]
 
 
 TOOLS = F["tools"]
