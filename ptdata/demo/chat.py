@@ -98,10 +98,8 @@ def _long_chat(rng: random.Random) -> list[Msg]:
     """A summarisation chat of 250+ words: long enough that the near-duplicate variants stay above a 0.8 Jaccard."""
     while True:
         title, paras, facts = writing.report(rng)
-        paras += [
-            writing.reactions(rng),
-            " ".join(writing.F["background"]).format(city=pick(rng, CITIES), n=rng.randint(2, 9)),
-        ]
+        paras.append(writing.reactions(rng))
+        paras.append(" ".join(writing.F["background"]).format(city=pick(rng, CITIES), n=rng.randint(2, 9)))
         msgs = chat(F["long_chat_ask"] + "\n\n".join(paras), f"**{title}**\n\n" + "\n".join(f"- {f}" for f in facts))
         if len(dialog_text(msgs).split()) >= 250:
             return msgs

@@ -26,9 +26,8 @@ class Bank(Mapping[str, Any]):
         self.path, self._data = path, data
 
     def __getitem__(self, key: str) -> Any:
-        path = f"{self.path}/{key}"
-        READ.add(path)
-        value = self._data[key]
+        value, path = self._data[key], f"{self.path}/{key}"
+        READ.add(path)  # only banks that exist: a lookup that falls through to another bank records nothing
         return Bank(path, value) if isinstance(value, dict) else value
 
     def __iter__(self) -> Iterator[str]:

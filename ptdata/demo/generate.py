@@ -117,11 +117,7 @@ _WRITERS: dict[str, Callable[..., list[int]]] = {
 SOURCES: tuple[str, ...] = tuple(_WRITERS)
 EVAL_SET_PATH = Path(__file__).parent / "evals" / "demo_eval.jsonl.gz"
 # the eval items copied into training data, by source (see "Leaked eval items" above)
-LEAKED_EVAL = {
-    "chat_openai": "demo-math-009",
-    "qa_pairs": "demo-code-002",
-    "math_rlvr": "demo-math-000",
-}
+LEAKED_EVAL = {"chat_openai": "demo-math-009", "qa_pairs": "demo-code-002", "math_rlvr": "demo-math-000"}
 
 
 def write_eval_set(path: Path = EVAL_SET_PATH) -> Path:
