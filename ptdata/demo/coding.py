@@ -1,7 +1,8 @@
 """Programming questions with working answers: Python tasks whose printed results are computed, SQL, JavaScript.
 
 Each task's wording and code are templates in fixtures/coding.json.zst, formatted with the generator's local
-values (the field names in a task's templates are the names in its function)."""
+values (the field names in a task's templates are the names in its function); a task whose values are all
+plain draws has a `let` table there instead of a function."""
 
 from __future__ import annotations
 

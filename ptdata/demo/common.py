@@ -44,7 +44,7 @@ def fixture(name: str) -> Bank:
     return Bank(name, json.loads(data))
 
 
-F = fixture("common")
+F = fixture("common")  # the banks several generator modules use
 
 Msg = dict[str, Any]
 
@@ -136,6 +136,5 @@ def mojibake(text: str) -> str:
     return text.encode("utf-8").decode("cp1252", errors="replace")
 
 
-def chat(user: str, assistant: str, system: str | None = None) -> list[Msg]:
-    head = [{"role": "system", "content": system}] if system else []
-    return [*head, {"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+def chat(user: str, assistant: str) -> list[Msg]:
+    return [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]

@@ -1,8 +1,10 @@
 """Fixture formulas: the `let` tables of fixture entries, whose values are drawn and derived in order.
 
 A formula is a Python expression limited to literals, names, arithmetic, comparisons, conditionals, list
-comprehensions, subscripts, str and date methods and calls of the functions below; nothing else is reachable
-(there are no builtins and no attributes but methods of str and date values)."""
+comprehensions, subscripts, methods of str and date values and calls of the functions listed at the end. The
+fixtures ship with the package like its code; the evaluator keeps their formulas to these few constructs (no
+builtins, no other attributes) so that the data stays data. Every draw happens in the order Python would
+evaluate the expression, which is what keeps the output identical to the generator the formulas came from."""
 
 from __future__ import annotations
 
@@ -123,8 +125,8 @@ def render(rng: random.Random, spec: Mapping[str, Any], banks: Mapping[str, Any]
 
 # what formulas may call: draws, which are given the record's rng, and pure helpers
 _DRAWS = (common.pick, common.some, common.fill, common.lognorm_int, common.shuffled, people.person, people.full_name)
-_DRAWS += (people.email, people.card, people.iban)
-_DRAWS += (people.jwt, people.rsa_block, people.digits, people.alnum, people.date_in)
+_DRAWS += (people.email, people.card, people.iban, people.jwt, people.rsa_block, people.digits, people.alnum)
+_DRAWS += (people.date_in,)
 _FORMATS = list(people.F["formats"].items())
 _HELPERS: dict[str, Callable[..., Any]] = {f.__name__: f for f in (common.num, common.money, common.cap, common.slug)}
 _HELPERS |= {f.__name__: f for f in (common.with_article, common.mojibake, people.pretty_date, people.ascii_name)}

@@ -1,7 +1,7 @@
 """Grade-school math word problems with worked steps.
 
 Each problem in fixtures/math.json.zst is a `let` table (its numbers, drawn and derived by formulas; see
-common.draw), one or more wordings of the question, and step templates; a step given as [name, template] is
+formulas.draw), one or more wordings of the question, and step templates; a step given as [name, template] is
 shown only when that value is truthy. `answer` is the value the steps arrive at."""
 
 from __future__ import annotations

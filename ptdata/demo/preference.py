@@ -123,11 +123,7 @@ def write_prefs_pairs(home: Path, seed: int) -> list[int]:
         lines = []
         for i in range(n_lines):
             history, user, good, bad = _example(rng)
-            msgs = [
-                {"role": role, "content": c}
-                for turn in history
-                for role, c in zip(("user", "assistant"), turn, strict=True)
-            ]
+            msgs = [{"role": r, "content": c} for t in history for r, c in zip(("user", "assistant"), t, strict=True)]
             prompt: Any = [*msgs, {"role": "user", "content": user}] if history or rng.random() < 0.5 else user
             chosen = [{"role": "assistant", "content": good}]
             rejected = chosen if (day == 1 and i == 4) else [{"role": "assistant", "content": bad}]

@@ -1,7 +1,7 @@
 """Writing help: article summaries, e-mails, explainers, travel plans, recipes, other languages and tool calls.
 
 The texts are templates in fixtures/writing.json.zst; an entry with a `let` table draws its values by formulas
-(see common.draw) and fills its templates with them."""
+(see formulas.draw) and fills its templates with them."""
 
 from __future__ import annotations
 
@@ -62,12 +62,9 @@ def _email_text(rng: random.Random, kind: Mapping[str, Any], slots: dict[str, An
     body = [s for s in kind["body"] if rng.random() < 0.8][:hi] or list(kind["body"][:lo])
     paragraphs = [" ".join(body[:2]), " ".join(body[2:])] if len(body) > 2 and rng.random() < 0.6 else [" ".join(body)]
     greeting = kind["greeting"] or pick(rng, F["email_greetings"])
-    signoff = pick(rng, F["email_signoffs"])
-    return (
-        F["email"]
-        .format(subject=kind["subject"], greeting=greeting, body="\n\n".join(paragraphs), signoff=signoff)
-        .format(**slots)
-    )
+    signoff, text = pick(rng, F["email_signoffs"]), "\n\n".join(paragraphs)
+    # the subject, greeting and body are templates too: fill the e-mail, then its slots
+    return F["email"].format(subject=kind["subject"], greeting=greeting, body=text, signoff=signoff).format(**slots)
 
 
 def email_task(rng: random.Random) -> Task:
