@@ -20,6 +20,7 @@ import pytest
 import zstandard
 
 from ptdata.core.config import BUNDLED_DEMO_CONFIG, load_config
+from ptdata.demo.common import FIXTURES, READ
 from ptdata.demo.generate import DEMO_DAYS, EVAL_SET_PATH, LEAKED_EVAL, SOURCES, write_demo_landing, write_eval_set
 
 D1, D2, D3 = (d.isoformat() for d in DEMO_DAYS)
@@ -124,6 +125,48 @@ def count_records(path: Path) -> int:
     if name.endswith(".parquet"):
         return pq.read_metadata(path).num_rows
     return 1  # .txt and .html: one document per file
+
+
+# sha256 of the sorted "<path> <sha256>" lines of every file the demo writes under home (landing zone and sqlite).
+# A change of the fixtures or the generator that changes the output fails here: update it on purpose, with the
+# new value, once the change of output is intended.
+LANDING_DIGEST = "35afb67e9d5bce607186d26cc798df02923ec385b3df84b6f89dc2cfa7245a8f"
+
+
+def fixture_banks() -> dict[str, Any]:
+    """Every fixture file's content by name."""
+    dctx = zstandard.ZstdDecompressor()
+    return {
+        p.name.removesuffix(".json.zst"): json.loads(dctx.decompressobj().decompress(p.read_bytes()))
+        for p in sorted(FIXTURES.glob("*.json.zst"))
+    }
+
+
+def bank_paths(prefix: str, value: Any) -> set[str]:
+    """`<fixture>/<bank>/<bank>...` of every bank, through nested JSON objects (a list is one bank)."""
+    if not isinstance(value, dict):
+        return set()
+    return {f"{prefix}/{k}" for k in value} | {p for k, v in value.items() for p in bank_paths(f"{prefix}/{k}", v)}
+
+
+def test_fixtures_load_are_non_empty_and_all_used(home: Path, tmp_path: Path) -> None:
+    banks = fixture_banks()
+    assert banks and all(isinstance(data, dict) and data for data in banks.values())
+    paths = set().union(*(bank_paths(name, data) for name, data in banks.items()))
+    for path in paths:
+        name, *keys = path.split("/")
+        value = banks[name]
+        for key in keys:
+            value = value[key]
+        assert value not in ("", [], {}), f"empty bank {path}"
+    write_eval_set(tmp_path / "e.jsonl.gz")  # with the landing zone of `home`, every part of the generator ran
+    assert READ <= paths, "the generator reads a bank no fixture has"
+    assert paths - READ == set(), "fixture banks the generator never reads"
+
+
+def test_landing_zone_digest_is_the_committed_one(home: Path) -> None:
+    lines = "".join(f"{path} {digest}\n" for path, digest in sorted(digests(home).items()))
+    assert hashlib.sha256(lines.encode()).hexdigest() == LANDING_DIGEST
 
 
 def test_two_runs_give_identical_bytes_and_a_rerun_replaces_only_its_folders(home: Path, tmp_path: Path) -> None:
