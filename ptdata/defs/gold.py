@@ -19,18 +19,16 @@ from ptdata.core.regimes import regime as regime_spec
 from ptdata.core.regimes import regime_names
 from ptdata.defs.factory import Gate, Staged, StagedAssetSpec, StagedFile, Step, staged_asset, table_asset
 from ptdata.gold.audits import audit_staged
-from ptdata.gold.stage import (
-    GOLD_CODE_VERSION,
+from ptdata.gold.lake_tokenizer import (
     TOKENIZER,
     TOKENIZER_CONFIG_FILE,
     TOKENIZER_FILE,
     GoldInputError,
-    StagedGold,
     load_lake_tokenizer,
-    stage_gold,
     stage_tokenizer,
     tokenizer_settings,
 )
+from ptdata.gold.stage import GOLD_CODE_VERSION, StagedGold, stage_gold
 from ptdata.gold.templates import chat_template
 from ptdata.gold.tokenize import LoadedTokenizer
 

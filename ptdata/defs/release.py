@@ -14,7 +14,8 @@ from ptdata.core.lake import Lake
 from ptdata.core.outcome import Outcome
 from ptdata.core.regimes import regime_names
 from ptdata.defs.factory import Gate, Staged, StagedAssetSpec, StagedFolder, Step, staged_asset
-from ptdata.gold.stage import GOLD_CODE_VERSION, TOKENIZER_CODE_VERSION
+from ptdata.gold.lake_tokenizer import TOKENIZER_CODE_VERSION
+from ptdata.gold.stage import GOLD_CODE_VERSION
 from ptdata.release.build import RELEASE_CODE_VERSION, ReleaseError, build_release, plan_release, read_megatron_index
 from ptdata.silver.signatures import SIGNATURES_CODE_VERSION
 from ptdata.silver.stage import SILVER_CODE_VERSION

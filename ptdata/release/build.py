@@ -33,7 +33,7 @@ from ptdata.core.config import LoadedConfig, stable_hash
 from ptdata.core.lake import PARQUET_OPTIONS, Lake, parquet_list, partition_days
 from ptdata.core.regimes import regime as regime_spec
 from ptdata.core.regimes import regime_names, regimes
-from ptdata.gold.stage import TOKENIZER, TOKENIZER_FILE, TOKENIZER_META, load_lake_tokenizer
+from ptdata.gold.lake_tokenizer import TOKENIZER, TOKENIZER_FILE, TOKENIZER_META, load_lake_tokenizer
 from ptdata.gold.tokenize import LoadedTokenizer
 
 RELEASE_CODE_VERSION = "1"

@@ -14,8 +14,9 @@ import pytest
 
 from ptdata.core.lake import Lake, TablePartition
 from ptdata.gold.audits import audit_staged
+from ptdata.gold.lake_tokenizer import load_lake_tokenizer
 from ptdata.gold.pack import _Fenwick, best_fit_plan, pack_best_fit, position_ids
-from ptdata.gold.stage import StagedGold, _tokenize_packable, load_lake_tokenizer, stage_gold
+from ptdata.gold.stage import StagedGold, _tokenize_packable, stage_gold
 from ptdata.gold.templates import chat_template
 from ptdata_tests.conftest import landing, run
 from ptdata_tests.integration.test_gold_assets import SENTENCES
