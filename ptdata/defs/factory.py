@@ -22,7 +22,7 @@ import dagster as dg
 import pyarrow as pa
 
 from ptdata.core.catalog import Table
-from ptdata.core.config import LoadedConfig
+from ptdata.core.config import ConfigError, LoadedConfig
 from ptdata.core.drift import drift_outcomes, write_stats
 from ptdata.core.lake import PART_FILE, Lake, TablePartition
 from ptdata.core.locks import PartitionBusy, partition_locks
@@ -185,7 +185,10 @@ def _run(
     ptdata: PtdataResource,
     run_config: dg.Config | None,
 ) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
-    cfg = ptdata.config()
+    try:
+        cfg = ptdata.config()
+    except ConfigError as e:  # the same file fails the same way again: not retried
+        raise dg.Failure(description=str(e), allow_retries=False) from None
     lake = ptdata.lake()
     dates: list[dt.date | None] = partition_dates(context) if spec.partitions is not None else [None]
     with exclusive_write(context, ptdata) as writer:
