@@ -36,7 +36,9 @@ _IDS = ("input_ids", "chosen_input_ids", "rejected_input_ids", "prompt_ids")
 
 def _rows(lake: Lake, path: str) -> Iterator[dict]:
     """The rows of a gold file, AUDIT_BATCH_ROWS at a time, with the token columns as numpy arrays."""
-    for batch in lake.parquet_file(path).iter_batches(batch_size=AUDIT_BATCH_ROWS):
+    pf = lake.parquet_file(path)
+    # row group by row group: iter_batches reads ahead and holds far more than one batch
+    for batch in (b for g in range(pf.num_row_groups) for b in pf.read_row_group(g).to_batches(AUDIT_BATCH_ROWS)):
         arrays = [name for name in batch.schema.names if name in _ARRAYS]
         split = {name: _split(batch.column(name)) for name in arrays}
         for i, row in enumerate(batch.drop_columns(arrays).to_pylist()):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from ptdata.core.catalog import (
     gold_schema,
 )
 from ptdata.core.config import LoadedConfig
-from ptdata.core.lake import Lake, TablePartition, parquet_list
+from ptdata.core.lake import Lake, TablePartition
 from ptdata.core.regimes import regime as regime_spec
 from ptdata.gold.lake_tokenizer import TOKENIZER_META, GoldInputError
 from ptdata.gold.pack import best_fit_plan, position_ids, truncate_sequence
@@ -38,12 +39,12 @@ from ptdata.gold.tokenize import (
 )
 
 GOLD_CODE_VERSION = "1"
-# silver records tokenized at a time, and sequences handed back at a time in packing order
-BATCH_ROWS = 4096
+# silver records read and tokenized at a time; packed rows made at a time (of sequences worth as many full rows)
+BATCH_ROWS = 512
 # Arrow bytes of gold rows (or rejections) buffered before they are written as one row group
-ROW_GROUP_BYTES = 64 << 20
-# DuckDB's memory while it sorts a partition's sequences into packing order; past it, it spills to disk
-PACK_MEMORY = "256MB"
+ROW_GROUP_BYTES = 16 << 20
+# packing's chunk files open at once
+MAX_CHUNK_FILES = 128
 
 
 # ------------------------------------------------------------------------------------------------ gold
@@ -135,8 +136,9 @@ def stage_gold(
     row_group_bytes: int = ROW_GROUP_BYTES,
 ) -> StagedGold:
     """Stage gold_<regime> and its gold_rejections part for one partition, in bounded memory: silver is read
-    and tokenized `batch_rows` records at a time, and the staged files are written in row groups of about
-    `row_group_bytes`. Neither changes the rows, only how they are split into row groups."""
+    and tokenized `batch_rows` records at a time, packed rows are made about `batch_rows` at a time, and the
+    staged files are written in row groups of about `row_group_bytes`. Neither changes the rows, only how they
+    are split into row groups."""
     spec = regime_spec(regime)
     silver = catalog.silver(regime).part(date)
     if not lake.exists(silver):
@@ -164,8 +166,10 @@ def stage_gold(
     ):
         out = _RowGroups(gold_w, gold_schema(regime), row_group_bytes)
         rejected_out = _RowGroups(reject_w, GOLD_REJECTIONS_SCHEMA, row_group_bytes)
-        spill = _Spill(Path(tmp) / "sequences.parquet") if spec.packs else None
-        for batch in pf.iter_batches(batch_size=batch_rows):
+        spill = _Spill(Path(tmp) / "sequences.arrow") if spec.packs else None
+        # row group by row group: iter_batches reads ahead and holds far more than one batch
+        batches = (b for g in range(pf.num_row_groups) for b in pf.read_row_group(g).to_batches(batch_rows))
+        for batch in batches:
             records = batch.to_pylist()
             st.silver_rows += len(records)
             rejected: dict[str, list] = {name: [] for name in GOLD_REJECTIONS_SCHEMA.names}
@@ -179,8 +183,8 @@ def stage_gold(
             rejected_out.add(pa.table(rejected, schema=GOLD_REJECTIONS_SCHEMA))
         if spill is not None:
             spill.close()
-            lengths.append(spill.lengths())
-            _pack(lake, spill, packing.seq_len, date, out, st, batch_rows)
+            lengths.append(spill.lengths)
+            _pack(spill, packing.seq_len, date, out, st, Path(tmp), batch_rows * packing.seq_len)
         out.close()
         rejected_out.close()
     st.lengths = np.concatenate([np.zeros(0, dtype=np.int32), *lengths])
@@ -256,13 +260,15 @@ def _tokenize_packable(
 
 _SPILL_SCHEMA = pa.schema(
     [
-        ("seq", pa.int32()),
         ("record_id", pa.string()),
         ("ids", pa.list_(pa.int32())),
         ("mask", pa.list_(pa.int8())),
         ("truncated", pa.bool_()),
     ]
 )
+# a chunk file: spilled sequences with their place in the packed output
+_CHUNK_SCHEMA = _SPILL_SCHEMA.append(pa.field("rank", pa.int32())).append(pa.field("row", pa.int32()))
+_IPC = pa.ipc.IpcWriteOptions(compression="lz4")
 
 
 def _list_array(parts: list[np.ndarray], dtype: type) -> pa.ListArray:
@@ -272,14 +278,35 @@ def _list_array(parts: list[np.ndarray], dtype: type) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
 
 
-class _Spill:
-    """The sequences to pack, in arrival order, in a local Parquet file; only each one's length and key (its
-    record_id as bytes, which sort as the strings do) stay in memory, for the packing plan."""
+class _Stream:
+    """An Arrow IPC stream file on local disk, written batch by batch and read back the same way (not memory
+    mapped: mapped pages would count in the process's resident memory)."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.path = path
+        self.sink = pa.OSFile(str(path), "wb")
+        self.writer = pa.ipc.new_stream(self.sink, schema, options=_IPC)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self.writer.write_batch(batch)
+
+    def close(self) -> None:
+        self.writer.close()
+        self.sink.close()
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        with pa.OSFile(str(self.path), "rb") as f:
+            yield from pa.ipc.open_stream(f)
+
+
+class _Spill(_Stream):
+    """The sequences to pack, in arrival order, on local disk; only each one's length and key (its record_id as
+    bytes, which sort as the strings do) stay in memory, for the packing plan."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self.writer = pq.ParquetWriter(path, _SPILL_SCHEMA, compression="lz4")
-        self.count = 0
+        super().__init__(path, _SPILL_SCHEMA)
+        self.lengths = np.zeros(0, dtype=np.int32)
+        self.keys = np.zeros(0, dtype="S1")
         self._lengths: list[np.ndarray] = []
         self._keys: list[np.ndarray] = []
 
@@ -289,7 +316,6 @@ class _Spill:
         rids = [s[0] for s in sequences]
         batch = pa.record_batch(
             [
-                pa.array(np.arange(self.count, self.count + len(sequences), dtype=np.int32)),
                 pa.array(rids, type=pa.string()),
                 _list_array([s[1] for s in sequences], np.int32),
                 _list_array([s[2] for s in sequences], np.int8),
@@ -297,48 +323,69 @@ class _Spill:
             ],
             schema=_SPILL_SCHEMA,
         )
-        self.writer.write_batch(batch)
-        self.count += len(sequences)
+        self.write(batch)
         self._lengths.append(np.asarray([len(s[1]) for s in sequences], dtype=np.int32))
         self._keys.append(np.asarray([r.encode() for r in rids]))
 
     def close(self) -> None:
-        self.writer.close()
-
-    def lengths(self) -> np.ndarray:
-        return np.concatenate([np.zeros(0, dtype=np.int32), *self._lengths])
-
-    def keys(self) -> np.ndarray:
-        return np.concatenate([np.zeros(0, dtype="S1"), *self._keys])
+        super().close()
+        self.lengths = np.concatenate([self.lengths, *self._lengths])
+        self.keys = np.concatenate([self.keys, *self._keys])
+        self._lengths, self._keys = [], []
 
 
 def _pack(
-    lake: Lake, spill: _Spill, seq_len: int, date: dt.date, out: _RowGroups, st: StagedGold, batch_rows: int
+    spill: _Spill, seq_len: int, date: dt.date, out: _RowGroups, st: StagedGold, tmp: Path, chunk_tokens: int
 ) -> None:
-    """Pack the spilled sequences best-fit decreasing and write the rows in order. The plan (row and position of
-    every sequence) needs only lengths and keys; DuckDB then sorts the sequences into plan order, spilling to
-    disk under its memory limit, and hands them back `batch_rows` at a time."""
-    row_of, pos_of = best_fit_plan(spill.lengths(), spill.keys(), seq_len)
-    plan = pa.table({"seq": np.arange(spill.count, dtype=np.int32), "row": row_of, "pos": pos_of})
-    with lake.duckdb(memory_limit=PACK_MEMORY, threads=1) as con:
-        con.register("plan", plan)
-        reader = con.sql(
-            "select s.record_id, s.ids, s.mask, s.truncated, p.row "
-            f"from read_parquet({parquet_list([str(spill.path)])}) s join plan p using (seq) order by p.row, p.pos"
-        ).to_arrow_reader(batch_rows)
-        carry = None
-        for batch in reader:
-            if not batch.num_rows:
-                continue
-            seqs = pa.Table.from_batches([batch])
+    """Pack the spilled sequences best-fit decreasing and write the rows in order, in bounded memory.
+
+    The plan (row and position of every sequence) needs only lengths and keys. It ranks the sequences in output
+    order; consecutive ranks are cut into chunks of about `chunk_tokens` tokens. One pass over the spill writes
+    each sequence to its chunk's file; then each chunk in turn is read, put in rank order and made into rows (a
+    row cut by a chunk's end is finished with the next chunk). At most MAX_CHUNK_FILES files are open at once:
+    a partition with more chunks takes one pass over the spill per MAX_CHUNK_FILES of them."""
+    lengths = spill.lengths
+    row_of, pos_of = best_fit_plan(lengths, spill.keys, seq_len)
+    spill.keys = np.zeros(0, dtype="S1")  # the plan was all they were kept for
+    order = np.lexsort((pos_of, row_of))
+    del pos_of
+    rank = np.empty(len(order), dtype=np.int32)
+    rank[order] = np.arange(len(order), dtype=np.int32)
+    chunk_of_rank = ((np.cumsum(lengths[order], dtype=np.int64) - 1) // chunk_tokens).astype(np.int32)
+    chunks = int(chunk_of_rank[-1]) + 1 if len(order) else 0
+    chunk = chunk_of_rank[rank]
+    del order, chunk_of_rank
+    carry = None
+    for first in range(0, chunks, MAX_CHUNK_FILES):
+        last = min(first + MAX_CHUNK_FILES, chunks)
+        files: dict[int, _Stream] = {}
+        seq = 0
+        for batch in spill.batches():
+            k = chunk[seq : seq + batch.num_rows]
+            by_chunk = np.argsort(k, kind="stable")
+            k = k[by_chunk]
+            placed = batch.append_column("rank", pa.array(rank[seq : seq + batch.num_rows]))
+            placed = placed.append_column("row", pa.array(row_of[seq : seq + batch.num_rows])).take(by_chunk)
+            seq += batch.num_rows
+            for c in range(max(first, int(k[0])), min(last, int(k[-1]) + 1)):
+                a, b = np.searchsorted(k, [c, c + 1])
+                if b > a:
+                    if c not in files:
+                        files[c] = _Stream(tmp / f"chunk-{c}.arrow", _CHUNK_SCHEMA)
+                    files[c].write(placed.slice(a, b - a))
+        for c in sorted(files):
+            files[c].close()
+            seqs = pa.Table.from_batches(list(files[c].batches()), schema=_CHUNK_SCHEMA)
+            seqs = seqs.take(np.argsort(seqs.column("rank").to_numpy()))
+            files[c].path.unlink()
             if carry is not None:
                 seqs = pa.concat_tables([carry, seqs])
             rows = seqs.column("row").to_numpy()
-            last = int(np.searchsorted(rows, rows[-1]))  # the last row may go on in the next batch
-            out.add(_packed_rows(seqs.slice(0, last), date, st))
-            carry = seqs.slice(last)
-        if carry is not None and carry.num_rows:
-            out.add(_packed_rows(carry, date, st))
+            cut = int(np.searchsorted(rows, rows[-1]))  # the last row may go on in the next chunk
+            out.add(_packed_rows(seqs.slice(0, cut), date, st))
+            carry = seqs.slice(cut)
+    if carry is not None:
+        out.add(_packed_rows(carry, date, st))
     st.capacity = st.rows * seq_len
 
 

@@ -133,7 +133,7 @@ def _stage(settings, stage_id: str, **kw):
     return lake, cfg, tok, stage_gold(lake, cfg, "sft", DATE, stage_id, tok, **kw)
 
 
-def test_streamed_gold_rows_are_the_in_memory_packing_rows(lake_home):
+def test_streamed_gold_rows_are_the_in_memory_packing_rows(lake_home, monkeypatch):
     lake, cfg, tok, st = _stage(lake_home, "small-batches", batch_rows=16, row_group_bytes=1)
     gold = pq.ParquetFile(st.gold_staged)
     expected = _reference_rows(lake_home)
@@ -144,6 +144,11 @@ def test_streamed_gold_rows_are_the_in_memory_packing_rows(lake_home):
     assert st.trained_tokens == sum(r["trained_tokens"] for r in expected)
     assert sorted(st.lengths.tolist()) == sorted(n for r in expected for n in r["seq_lens"])
     assert dict(st.reasons) == {"special_token_in_content": 1}
+    # chunk files two at a time: a pass over the spill per two chunks, the same rows
+    monkeypatch.setattr("ptdata.gold.stage.MAX_CHUNK_FILES", 2)
+    _, _, _, few = _stage(lake_home, "few-files", batch_rows=16)
+    assert pq.read_table(few.gold_staged).to_pylist() == expected
+    monkeypatch.undo()
     # the default sizes: one batch, one row group, the same rows
     _, _, _, whole = _stage(lake_home, "one-batch")
     assert pq.ParquetFile(whole.gold_staged).num_row_groups == 1
