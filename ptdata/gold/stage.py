@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from ptdata.core.lake import Lake, TablePartition
 from ptdata.core.regimes import regime as regime_spec
 from ptdata.gold.lake_tokenizer import TOKENIZER_META, GoldInputError
 from ptdata.gold.pack import best_fit_plan, position_ids, truncate_sequence
+from ptdata.gold.spill import CHUNK_SCHEMA, Spill, Stream
 from ptdata.gold.templates import ChatTemplate, chat_template
 from ptdata.gold.tokenize import (
     LoadedTokenizer,
@@ -166,7 +166,7 @@ def stage_gold(
     ):
         out = _RowGroups(gold_w, gold_schema(regime), row_group_bytes)
         rejected_out = _RowGroups(reject_w, GOLD_REJECTIONS_SCHEMA, row_group_bytes)
-        spill = _Spill(Path(tmp) / "sequences.arrow") if spec.packs else None
+        spill = Spill(Path(tmp) / "sequences.arrow") if spec.packs else None
         # row group by row group: iter_batches reads ahead and holds far more than one batch
         batches = (b for g in range(pf.num_row_groups) for b in pf.read_row_group(g).to_batches(batch_rows))
         for batch in batches:
@@ -258,84 +258,8 @@ def _tokenize_packable(
     return out
 
 
-_SPILL_SCHEMA = pa.schema(
-    [
-        ("record_id", pa.string()),
-        ("ids", pa.list_(pa.int32())),
-        ("mask", pa.list_(pa.int8())),
-        ("truncated", pa.bool_()),
-    ]
-)
-# a chunk file: spilled sequences with their place in the packed output
-_CHUNK_SCHEMA = _SPILL_SCHEMA.append(pa.field("rank", pa.int32())).append(pa.field("row", pa.int32()))
-_IPC = pa.ipc.IpcWriteOptions(compression="lz4")
-
-
-def _list_array(parts: list[np.ndarray], dtype: type) -> pa.ListArray:
-    offsets = np.zeros(len(parts) + 1, dtype=np.int32)
-    np.cumsum([len(p) for p in parts], out=offsets[1:])
-    values = np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype=dtype)
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
-
-
-class _Stream:
-    """An Arrow IPC stream file on local disk, written batch by batch and read back the same way (not memory
-    mapped: mapped pages would count in the process's resident memory)."""
-
-    def __init__(self, path: Path, schema: pa.Schema) -> None:
-        self.path = path
-        self.sink = pa.OSFile(str(path), "wb")
-        self.writer = pa.ipc.new_stream(self.sink, schema, options=_IPC)
-
-    def write(self, batch: pa.RecordBatch) -> None:
-        self.writer.write_batch(batch)
-
-    def close(self) -> None:
-        self.writer.close()
-        self.sink.close()
-
-    def batches(self) -> Iterator[pa.RecordBatch]:
-        with pa.OSFile(str(self.path), "rb") as f:
-            yield from pa.ipc.open_stream(f)
-
-
-class _Spill(_Stream):
-    """The sequences to pack, in arrival order, on local disk; only each one's length and key (its record_id as
-    bytes, which sort as the strings do) stay in memory, for the packing plan."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, _SPILL_SCHEMA)
-        self.lengths = np.zeros(0, dtype=np.int32)
-        self.keys = np.zeros(0, dtype="S1")
-        self._lengths: list[np.ndarray] = []
-        self._keys: list[np.ndarray] = []
-
-    def add(self, sequences: list[tuple[str, np.ndarray, np.ndarray, bool]]) -> None:
-        if not sequences:
-            return
-        rids = [s[0] for s in sequences]
-        batch = pa.record_batch(
-            [
-                pa.array(rids, type=pa.string()),
-                _list_array([s[1] for s in sequences], np.int32),
-                _list_array([s[2] for s in sequences], np.int8),
-                pa.array([s[3] for s in sequences], type=pa.bool_()),
-            ],
-            schema=_SPILL_SCHEMA,
-        )
-        self.write(batch)
-        self._lengths.append(np.asarray([len(s[1]) for s in sequences], dtype=np.int32))
-        self._keys.append(np.asarray([r.encode() for r in rids]))
-
-    def close(self) -> None:
-        super().close()
-        self.lengths = np.concatenate([self.lengths, *self._lengths])
-        self.keys = np.concatenate([self.keys, *self._keys])
-        self._lengths, self._keys = [], []
-
-
 def _pack(
-    spill: _Spill, seq_len: int, date: dt.date, out: _RowGroups, st: StagedGold, tmp: Path, chunk_tokens: int
+    spill: Spill, seq_len: int, date: dt.date, out: _RowGroups, st: StagedGold, tmp: Path, chunk_tokens: int
 ) -> None:
     """Pack the spilled sequences best-fit decreasing and write the rows in order, in bounded memory.
 
@@ -358,7 +282,7 @@ def _pack(
     carry = None
     for first in range(0, chunks, MAX_CHUNK_FILES):
         last = min(first + MAX_CHUNK_FILES, chunks)
-        files: dict[int, _Stream] = {}
+        files: dict[int, Stream] = {}
         seq = 0
         for batch in spill.batches():
             k = chunk[seq : seq + batch.num_rows]
@@ -371,11 +295,11 @@ def _pack(
                 a, b = np.searchsorted(k, [c, c + 1])
                 if b > a:
                     if c not in files:
-                        files[c] = _Stream(tmp / f"chunk-{c}.arrow", _CHUNK_SCHEMA)
+                        files[c] = Stream(tmp / f"chunk-{c}.arrow", CHUNK_SCHEMA)
                     files[c].write(placed.slice(a, b - a))
         for c in sorted(files):
             files[c].close()
-            seqs = pa.Table.from_batches(list(files[c].batches()), schema=_CHUNK_SCHEMA)
+            seqs = pa.Table.from_batches(list(files[c].batches()), schema=CHUNK_SCHEMA)
             seqs = seqs.take(np.argsort(seqs.column("rank").to_numpy()))
             files[c].path.unlink()
             if carry is not None:
