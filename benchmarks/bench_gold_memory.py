@@ -25,13 +25,12 @@ import re
 import shutil
 import subprocess
 import sys
-import sysconfig
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow.parquet as pq
 from bench_bronze import _machine, write_readme
+from bench_dedup import _source_texts
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "benchmarks" / ".work" / "gold_memory"
@@ -39,35 +38,13 @@ RESULTS = ROOT / "benchmarks" / "results" / "gold_memory.md"
 DATE = dt.date(2026, 11, 1)
 SOURCE = "chat"
 POOL = 300_000  # distinct sentences drawn from; enough that random conversations are not near duplicates
-_STRINGS = re.compile(r'(?s)("""|\'\'\')(.*?)\1')
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
-
-
-def _texts() -> Iterator[str]:
-    """The triple-quoted strings of every .py file and the README, license, .rst, .md and .txt files under the
-    interpreter's standard library and site-packages, in path order."""
-    paths = sysconfig.get_paths()
-    for root in sorted({Path(paths["stdlib"]), Path(paths["purelib"])}):
-        for path in sorted(root.rglob("*")):
-            is_text = (
-                path.name == "METADATA" or path.name.startswith("LICENSE") or path.suffix in (".rst", ".md", ".txt")
-            )
-            if not (path.suffix == ".py" or is_text) or not path.is_file():
-                continue
-            try:
-                source = path.read_text(encoding="utf-8")
-            except (UnicodeDecodeError, OSError):
-                continue
-            if is_text:
-                yield source
-            else:
-                yield from (match.group(2) for match in _STRINGS.finditer(source))
 
 
 def sentences(limit: int = POOL) -> list[str]:
     """Up to `limit` distinct sentences of 6-40 words, mostly words, that end a sentence."""
     seen: dict[str, None] = {}
-    for text in _texts():
+    for text in _source_texts():
         for sentence in _SENTENCE.split(" ".join(text.split())):
             words = sentence.split()
             if not 6 <= len(words) <= 40 or sentence[-1] not in ".!?":
