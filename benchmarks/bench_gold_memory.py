@@ -57,18 +57,18 @@ def sentences(limit: int = POOL) -> list[str]:
     return list(seen)
 
 
-def _chat(rng: random.Random, pool: list[str], i: int) -> dict:
-    """One to three exchanges: a user turn of one or two sentences, an answer of two to five."""
+def _chat(rng: random.Random, pool: list[str], i: int, exchanges: tuple[int, int]) -> dict:
+    """`exchanges` (least, most) exchanges: a user turn of one or two sentences, an answer of two to five."""
     turns = []
     if rng.random() < 0.3:
         turns.append({"role": "system", "content": "You are a helpful assistant."})
-    for _ in range(rng.randint(1, 3)):
+    for _ in range(rng.randint(*exchanges)):
         turns.append({"role": "user", "content": " ".join(rng.choices(pool, k=rng.randint(1, 2)))})
         turns.append({"role": "assistant", "content": " ".join(rng.choices(pool, k=rng.randint(2, 5)))})
     return {"id": f"r{i}", "messages": turns}
 
 
-def write_home(home: Path, n: int, pool: list[str], files: int = 4) -> int:
+def write_home(home: Path, n: int, pool: list[str], files: int = 4, exchanges: tuple[int, int] = (1, 3)) -> int:
     """A fresh PTDATA_HOME with a one-source config and n records in `files` JSONL files; returns their bytes."""
     shutil.rmtree(home, ignore_errors=True)
     folder = home / "landing" / SOURCE / DATE.isoformat()
@@ -78,7 +78,7 @@ def write_home(home: Path, n: int, pool: list[str], files: int = 4) -> int:
     for f in range(files):
         with open(folder / f"part-{f}.jsonl", "w", encoding="utf-8") as out:
             for i in range(f * per, min((f + 1) * per, n)):
-                line = json.dumps(_chat(rng, pool, i)) + "\n"
+                line = json.dumps(_chat(rng, pool, i, exchanges)) + "\n"
                 total += len(line.encode())
                 out.write(line)
     (home / "ptdata.yaml").write_text(

@@ -41,12 +41,14 @@ def instance():
 
 @pytest.fixture(scope="session")
 def demo_home(tmp_path_factory):
-    """`ptdata demo` run once for the whole session, in a fresh PTDATA_HOME (tests only read it)."""
+    """`ptdata demo` run once for the whole session, in a fresh PTDATA_HOME (tests only read it), with two worker
+    processes whatever the machine, so the golden data versions (computed on one) check the executor's pool."""
     home = tmp_path_factory.mktemp("demo")
     mp = pytest.MonkeyPatch()
     for var in ("PTDATA_CONFIG", "PTDATA_LAKE", "DAGSTER_HOME"):
         mp.delenv(var, raising=False)
     mp.setenv("PTDATA_HOME", str(home))
+    mp.setenv("PTDATA_WORKERS", "2")
     try:
         assert main(["demo"]) == 0
         yield home

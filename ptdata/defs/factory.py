@@ -24,6 +24,7 @@ import pyarrow as pa
 from ptdata.core.catalog import Table
 from ptdata.core.config import ConfigError, LoadedConfig
 from ptdata.core.drift import drift_outcomes, write_stats
+from ptdata.core.executor import Executor, worker_cpu_seconds
 from ptdata.core.lake import PART_FILE, Lake, TablePartition
 from ptdata.core.locks import PartitionBusy, partition_locks
 from ptdata.core.outcome import Outcome
@@ -113,6 +114,10 @@ class Step:
     @property
     def name(self) -> str:
         return self.context.asset_key.to_user_string()
+
+    @property
+    def executor(self) -> Executor:
+        return self.ptdata.executor()
 
 
 @dataclass(frozen=True)
@@ -279,17 +284,20 @@ class Writer:
     stage_id: str  # `<run id>-<asset>`: the staging folder no other writer uses
     usd_per_core_hour: float
     wall0: float = field(default_factory=time.perf_counter)
-    cpu0: float = field(default_factory=time.process_time)
+    cpu0: float = field(default_factory=lambda: time.process_time() + worker_cpu_seconds())
 
     def figures(self, records_in: int) -> dict[str, float | int]:
         """Time, CPU and cost of the write so far, for its metadata (the pipeline_cost mart and `ptdata size` read
-        them). CPU time is the process's, all threads: steps run one at a time in a process (in-process executor)
-        or in a process each (multiprocess executor), so it is this step's."""
+        them; the UI plots them across runs). CPU time is the process's, all threads, plus its executor's worker
+        processes' (ptdata/core/executor.py): steps run one at a time in a process (in-process executor) or in a
+        process each (multiprocess executor), so it is this step's. CPU utilisation is CPU over wall seconds:
+        2.0 is two cores busy for the whole write."""
         seconds = time.perf_counter() - self.wall0
-        cpu = time.process_time() - self.cpu0
+        cpu = time.process_time() + worker_cpu_seconds() - self.cpu0
         return {
             "seconds": round(seconds, 3),
             "cpu_seconds": round(cpu, 3),
+            "cpu_utilisation": round(cpu / seconds, 2) if seconds else 0.0,
             "records_in": records_in,
             "records_per_s": round(records_in / seconds, 1) if seconds else 0.0,
             "usd": round(cpu / 3600 * self.usd_per_core_hour, 6),

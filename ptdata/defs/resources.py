@@ -8,6 +8,7 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from ptdata.core.config import ConfigError, LoadedConfig, Settings, stable_hash
+from ptdata.core.executor import Executor, local_executor
 from ptdata.core.lake import Lake
 
 
@@ -50,3 +51,11 @@ class PtdataResource(dg.ConfigurableResource):
 
     def lake(self) -> Lake:
         return Lake(self.lake_root)
+
+    def executor(self) -> Executor:
+        """Where the per-record work runs: PTDATA_WORKERS processes on this machine (results identical for any
+        number, so it is not part of a code version)."""
+        try:
+            return local_executor()
+        except ValueError as e:
+            raise ConfigError(str(e)) from None

@@ -111,7 +111,9 @@ def _stage_signatures(step: Step, date: dt.date | None, index: EvalIndex) -> Sta
         if not step.lake.exists(bronze):
             problems.append(f"bronze_{regime} {date} is not materialized")
             continue
-        n, (signatures, prepared) = stage_signatures(step.lake, step.cfg, regime, date, step.stage_id, index)
+        n, (signatures, prepared) = stage_signatures(
+            step.lake, step.cfg, regime, date, step.stage_id, index, step.executor
+        )
         expected = step.lake.parquet_file(step.lake.path(bronze)).metadata.num_rows
         if n != expected:
             problems.append(f"{regime} {date}: {n} signatures for {expected} bronze records")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -20,6 +21,7 @@ from ptdata.bronze.records import content_hash
 from ptdata.core import catalog
 from ptdata.core.catalog import DEDUP_SIGNATURES_SCHEMA, prepared_schema
 from ptdata.core.config import LoadedConfig, stable_hash
+from ptdata.core.executor import INLINE, Executor
 from ptdata.core.lake import Lake, TablePartition
 from ptdata.core.regimes import regime as regime_spec
 from ptdata.silver.decontam import EvalIndex
@@ -104,24 +106,51 @@ def prepared_rows(batch: RecordBatch) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
+@dataclass(frozen=True)
+class _PartitionWork:
+    """What each row group's task needs: the context the executor ships once to every worker."""
+
+    lake: Lake
+    cfg: LoadedConfig
+    regime: str
+    bronze: str
+    rules: dict[str, SourceRules]
+    index: EvalIndex
+    schema: pa.Schema
+
+
+def _row_group_signatures(work: _PartitionWork, group: int) -> tuple[pa.Table, pa.Table]:
+    """The signature rows and prepared records of one bronze row group (a task of the executor)."""
+    records = work.lake.parquet_file(work.bronze).read_row_group(group).to_pylist()
+    batch = run_record_steps(RecordBatch(work.regime, records, work.rules, work.index))
+    return signatures_of_batch(work.cfg, batch).cast(work.schema), prepared_rows(batch)
+
+
 def stage_signatures(
-    lake: Lake, cfg: LoadedConfig, regime: str, date: dt.date, stage_id: str, index: EvalIndex
+    lake: Lake,
+    cfg: LoadedConfig,
+    regime: str,
+    date: dt.date,
+    stage_id: str,
+    index: EvalIndex,
+    executor: Executor = INLINE,
 ) -> tuple[int, list[tuple[str, TablePartition]]]:
-    """Stage the signatures and the prepared records of one bronze partition, row group by row group; returns
-    the rows written and the (staged path, live partition) of both files."""
-    rules = source_rules(cfg, regime)
-    bronze = lake.parquet_file(lake.path(catalog.bronze(regime).part(date)))
+    """Stage the signatures and the prepared records of one bronze partition, a task per bronze row group on the
+    executor's workers, written in row-group order; returns the rows written and the (staged path, live
+    partition) of both files."""
+    bronze = lake.path(catalog.bronze(regime).part(date))
     schema = DEDUP_SIGNATURES_SCHEMA.with_metadata({VERSION_META: signatures_version(cfg, regime).encode()})
     signatures, prepared = catalog.DEDUP_SIGNATURES.part(date, regime), catalog.prepared(regime).part(date)
     files = [(lake.staged_path(signatures, stage_id), signatures), (lake.staged_path(prepared, stage_id), prepared)]
+    work = _PartitionWork(lake, cfg, regime, bronze, source_rules(cfg, regime), index, schema)
     written = 0
     with (
         lake.parquet_writer(files[0][0], schema) as signatures_w,
         lake.parquet_writer(files[1][0], prepared_schema(regime)) as prepared_w,
     ):
-        for i in range(bronze.num_row_groups):
-            batch = run_record_steps(RecordBatch(regime, bronze.read_row_group(i).to_pylist(), rules, index))
-            signatures_w.write_table(signatures_of_batch(cfg, batch).cast(schema))
-            prepared_w.write_table(prepared_rows(batch))
-            written += len(batch.records)
+        groups = range(lake.parquet_file(bronze).num_row_groups)
+        for signature_rows, prepared_records in executor.map(_row_group_signatures, work, groups):
+            signatures_w.write_table(signature_rows)
+            prepared_w.write_table(prepared_records)
+            written += signature_rows.num_rows
     return written, files

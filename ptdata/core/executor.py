@@ -1,0 +1,167 @@
+"""The executor: a partition's per-record work on every core, with results identical to one core.
+
+A stage hands it a plain function, a context (what every task needs: rules, the eval index, the tokenizer) and
+its tasks (a partition file's row groups, in order). It yields the results in task order, so the staged file
+is the same, byte for byte, whatever the number of workers (ARCHITECTURE.md, principle 4).
+
+`LocalExecutor` runs the tasks in a pool of `PTDATA_WORKERS` processes (default: every core the process may
+use), started with "spawn": the run's process holds Dagster's, DuckDB's and Polars' threads, which a fork would
+copy mid-lock. The pool lives as long as the process and is shared by its stages, so a run pays the start-up
+once. The context is pickled once per call into a temporary file that each worker loads once. At most two
+tasks per worker are in flight, so memory stays bounded by the batch, not the partition (principle 2). The
+workers' CPU time is counted (`worker_cpu_seconds`), so a stage's metadata reports what its work cost.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import pickle
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+WORKERS_ENV = "PTDATA_WORKERS"
+# tasks in flight per worker: one running, one queued, so a worker never waits for the next
+IN_FLIGHT_PER_WORKER = 2
+
+C = TypeVar("C")
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class ExecutorError(RuntimeError):
+    """A worker process died (killed, out of memory) while running a task."""
+
+
+def workers_from_env(env: dict[str, str] | None = None) -> int:
+    """PTDATA_WORKERS, else every core this process may run on."""
+    value = (os.environ if env is None else env).get(WORKERS_ENV, "").strip()
+    if not value:
+        return len(os.sched_getaffinity(0))
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{WORKERS_ENV}: a positive number of processes, got {value!r}")
+    return int(value)
+
+
+class Executor(Protocol):
+    workers: int
+
+    def map(self, fn: Callable[[C, T], R], context: C, tasks: Sequence[T]) -> Iterator[R]:
+        """fn(context, task) for every task, yielded in task order."""
+        ...
+
+
+_cpu_lock = threading.Lock()
+_worker_cpu = 0.0
+
+
+def worker_cpu_seconds() -> float:
+    """CPU seconds the tasks run in worker processes have taken so far, in this process's lifetime."""
+    return _worker_cpu
+
+
+def _count_cpu(seconds: float) -> None:
+    global _worker_cpu
+    with _cpu_lock:
+        _worker_cpu += seconds
+
+
+class LocalExecutor:
+    """Tasks in a pool of worker processes on this machine; one worker, or one task, runs in the process."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+
+    def map(self, fn: Callable[[C, T], R], context: C, tasks: Sequence[T]) -> Iterator[R]:
+        if self.workers == 1 or len(tasks) < 2:
+            for task in tasks:
+                yield fn(context, task)
+            return
+        pool = _pool(self.workers)
+        with tempfile.NamedTemporaryFile(prefix="ptdata-context-", suffix=".pickle", delete=False) as f:
+            pickle.dump(context, f, protocol=pickle.HIGHEST_PROTOCOL)
+        path = f.name
+        pending: deque[Future] = deque()
+        try:
+            for task in tasks:
+                pending.append(pool.submit(_run, fn, path, task))
+                if len(pending) >= self.workers * IN_FLIGHT_PER_WORKER:
+                    yield _result(pending.popleft())
+            while pending:
+                yield _result(pending.popleft())
+        except BrokenProcessPool as e:
+            _pools.clear()  # the next call starts a new pool
+            raise ExecutorError(f"a worker process died while running a task ({e}); see the run's log") from e
+        finally:
+            for future in pending:
+                future.cancel()
+            for future in pending:
+                if not future.cancelled():
+                    future.exception()  # wait: the context file must outlive the tasks that read it
+            Path(path).unlink(missing_ok=True)
+
+
+INLINE = LocalExecutor(1)
+
+
+def local_executor(env: dict[str, str] | None = None) -> LocalExecutor:
+    return LocalExecutor(workers_from_env(env))
+
+
+def _result(future: Future) -> Any:
+    result, cpu = future.result()
+    _count_cpu(cpu)
+    return result
+
+
+_pools: dict[int, ProcessPoolExecutor] = {}
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    if workers not in _pools:
+        for old in _pools.values():
+            old.shutdown(cancel_futures=True)
+        _pools.clear()
+        _pools[workers] = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker)
+    return _pools[workers]
+
+
+@atexit.register
+def _shutdown() -> None:
+    for pool in _pools.values():
+        pool.shutdown(cancel_futures=True)
+
+
+def _init_worker() -> None:
+    # each worker is one core: libraries that would start a thread per core in every worker get one
+    os.environ.update(RAYON_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", POLARS_MAX_THREADS="1")
+    parent = os.getppid()
+
+    def exit_with_parent() -> None:
+        # a worker whose run was killed would otherwise wait for tasks forever
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=exit_with_parent, daemon=True).start()
+
+
+@functools.lru_cache(maxsize=1)
+def _context(path: str) -> Any:
+    with open(path, "rb") as f:
+        return pickle.load(f)
+
+
+def _run(fn: Callable[[Any, Any], Any], path: str, task: Any) -> tuple[Any, float]:
+    cpu = time.process_time()
+    result = fn(_context(path), task)
+    return result, time.process_time() - cpu

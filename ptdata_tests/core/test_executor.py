@@ -1,0 +1,67 @@
+"""The executor: task order, worker CPU, errors, dead workers, and PTDATA_WORKERS."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from ptdata.core.executor import ExecutorError, LocalExecutor, worker_cpu_seconds, workers_from_env
+
+
+def _square_plus(offset: int, task: int) -> tuple[int, int]:
+    # busy enough that the workers' CPU is measurable
+    total = sum(i * i for i in range(20_000))
+    return task * task + offset, total
+
+
+def _fails_on_three(_: None, task: int) -> int:
+    if task == 3:
+        raise ValueError(f"task {task} is bad")
+    return task
+
+
+def _kills_itself(_: None, task: int) -> int:
+    if task == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return task
+
+
+def test_results_come_back_in_task_order_and_equal_one_process():
+    tasks = list(range(40))
+    inline = list(LocalExecutor(1).map(_square_plus, 7, tasks))
+    before = worker_cpu_seconds()
+    pooled = list(LocalExecutor(2).map(_square_plus, 7, tasks))
+    assert pooled == inline
+    assert [r[0] for r in pooled] == [t * t + 7 for t in tasks]
+    assert worker_cpu_seconds() > before  # the workers' CPU is counted in this process
+
+
+def test_one_task_runs_in_the_process():
+    before = worker_cpu_seconds()
+    assert list(LocalExecutor(2).map(_square_plus, 0, [5]))[0][0] == 25
+    assert worker_cpu_seconds() == before
+
+
+def test_a_task_error_reaches_the_caller():
+    with pytest.raises(ValueError, match="task 3 is bad"):
+        list(LocalExecutor(2).map(_fails_on_three, None, range(10)))
+    assert list(LocalExecutor(2).map(_fails_on_three, None, [0, 1, 2])) == [0, 1, 2]  # the pool still works
+
+
+def test_a_dead_worker_is_an_executor_error_and_the_next_call_gets_a_new_pool():
+    with pytest.raises(ExecutorError, match="worker process died"):
+        list(LocalExecutor(2).map(_kills_itself, None, range(6)))
+    assert list(LocalExecutor(2).map(_fails_on_three, None, [0, 1])) == [0, 1]
+
+
+@pytest.mark.parametrize(("value", "expected"), [("3", 3), ("1", 1), ("", len(os.sched_getaffinity(0)))])
+def test_workers_come_from_ptdata_workers(value, expected):
+    assert workers_from_env({"PTDATA_WORKERS": value}) == expected
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two"])
+def test_a_bad_ptdata_workers_is_refused(value):
+    with pytest.raises(ValueError, match="PTDATA_WORKERS"):
+        workers_from_env({"PTDATA_WORKERS": value})
