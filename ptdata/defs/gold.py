@@ -97,7 +97,7 @@ def tokenizer_asset(cfg: LoadedConfig) -> dg.AssetsDefinition:
 
 def _stage_gold(step: Step, date: dt.date | None, tok: LoadedTokenizer) -> Staged:
     regime = step.name.removeprefix("gold_")
-    st = stage_gold(step.lake, step.cfg, regime, date, step.stage_id, tok)
+    st = stage_gold(step.lake, step.cfg, regime, date, step.stage_id, tok, executor=step.executor)
     return Staged(
         date,
         files=[StagedFile(st.rejections_staged, st.rejections), StagedFile(st.gold_staged, st.gold, date.isoformat())],

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from ptdata.core.catalog import (
     gold_schema,
 )
 from ptdata.core.config import LoadedConfig
+from ptdata.core.executor import INLINE, Executor
 from ptdata.core.lake import Lake, TablePartition
 from ptdata.core.regimes import regime as regime_spec
 from ptdata.gold.lake_tokenizer import TOKENIZER_META, GoldInputError
@@ -134,9 +135,11 @@ def stage_gold(
     tok: LoadedTokenizer,
     batch_rows: int = BATCH_ROWS,
     row_group_bytes: int = ROW_GROUP_BYTES,
+    executor: Executor = INLINE,
 ) -> StagedGold:
     """Stage gold_<regime> and its gold_rejections part for one partition, in bounded memory: silver is read
-    and tokenized `batch_rows` records at a time, packed rows are made about `batch_rows` at a time, and the
+    and tokenized `batch_rows` records at a time, a task per silver row group on the executor's workers (results
+    taken in row-group order), packed rows are made about `batch_rows` at a time, and the
     staged files are written in row groups of about `row_group_bytes`. Neither changes the rows, only how they
     are split into row groups."""
     spec = regime_spec(regime)
@@ -154,10 +157,10 @@ def stage_gold(
         lake.staged_path(rejections, stage_id),
         tok.sha256(),
     )
-    template = chat_template(cfg.pipeline.tokenizer.chat_template, tok)
     packing = cfg.pipeline.packing
     schema = gold_schema(regime).with_metadata({TOKENIZER_META: st.tokenizer_sha256.encode()})
-    pf = lake.parquet_file(lake.path(silver))
+    path = lake.path(silver)
+    work = _GoldWork(lake, cfg, regime, path, tok, batch_rows, replace(st))
     lengths: list[np.ndarray] = []
     with (
         lake.parquet_writer(st.gold_staged, schema) as gold_w,
@@ -167,20 +170,16 @@ def stage_gold(
         out = _RowGroups(gold_w, gold_schema(regime), row_group_bytes)
         rejected_out = _RowGroups(reject_w, GOLD_REJECTIONS_SCHEMA, row_group_bytes)
         spill = Spill(Path(tmp) / "sequences.arrow") if spec.packs else None
-        # row group by row group: iter_batches reads ahead and holds far more than one batch
-        batches = (b for g in range(pf.num_row_groups) for b in pf.read_row_group(g).to_batches(batch_rows))
-        for batch in batches:
-            records = batch.to_pylist()
-            st.silver_rows += len(records)
-            rejected: dict[str, list] = {name: [] for name in GOLD_REJECTIONS_SCHEMA.names}
-            if spill is not None:
-                spill.add(_tokenize_packable(regime, records, template, tok, cfg, rejected, st))
-            else:
-                rows = _RowBatch(records, template, tok, cfg, st, {n: [] for n in schema.names}, rejected)
-                (_tokenize_pairs if spec.gold_layout == "pair" else _tokenize_prompts)(rows)
-                out.add(pa.table(rows.rows, schema=gold_schema(regime)))
-                lengths.append(np.asarray(rows.lengths, dtype=np.int32))
-            rejected_out.add(pa.table(rejected, schema=GOLD_REJECTIONS_SCHEMA))
+        groups = range(lake.parquet_file(path).num_row_groups)
+        for done in executor.map(_tokenize_row_group, work, groups):
+            _add_counts(st, done.counts)
+            for sequences, rows, rejected in done.batches:
+                if spill is not None:
+                    spill.add(sequences)
+                else:
+                    out.add(rows)
+                rejected_out.add(rejected)
+            lengths += done.lengths
         if spill is not None:
             spill.close()
             lengths.append(spill.lengths)
@@ -189,6 +188,61 @@ def stage_gold(
         rejected_out.close()
     st.lengths = np.concatenate([np.zeros(0, dtype=np.int32), *lengths])
     return st
+
+
+@dataclass(frozen=True)
+class _GoldWork:
+    """What each silver row group's task needs (the executor ships it once to every worker)."""
+
+    lake: Lake
+    cfg: LoadedConfig
+    regime: str
+    silver: str
+    tok: LoadedTokenizer
+    batch_rows: int
+    counts: StagedGold  # the partition's, before any record: each task counts into a copy
+
+
+@dataclass
+class _Tokenized:
+    """A silver row group tokenized: per batch of `batch_rows` records, the sequences to pack (chat, document) or
+    the gold rows (pair, prompt), and the rejections; the row layouts' sequence lengths; what it counted."""
+
+    counts: StagedGold
+    batches: list[tuple[list[tuple[str, np.ndarray, np.ndarray, bool]], pa.Table | None, pa.Table]]
+    lengths: list[np.ndarray]
+
+
+def _tokenize_row_group(work: _GoldWork, group: int) -> _Tokenized:
+    """Render, tokenize and mask one silver row group, `batch_rows` records at a time (a task of the executor)."""
+    regime, tok, cfg = work.regime, work.tok, work.cfg
+    spec = regime_spec(regime)
+    template = chat_template(cfg.pipeline.tokenizer.chat_template, tok)
+    st = replace(work.counts, reasons=Counter())
+    done = _Tokenized(st, [], [])
+    for batch in work.lake.parquet_file(work.silver).read_row_group(group).to_batches(work.batch_rows):
+        records = batch.to_pylist()
+        st.silver_rows += len(records)
+        rejected: dict[str, list] = {name: [] for name in GOLD_REJECTIONS_SCHEMA.names}
+        if spec.packs:
+            sequences = _tokenize_packable(regime, records, template, tok, cfg, rejected, st)
+            done.batches.append((sequences, None, pa.table(rejected, schema=GOLD_REJECTIONS_SCHEMA)))
+            continue
+        rows = _RowBatch(records, template, tok, cfg, st, {n: [] for n in gold_schema(regime).names}, rejected)
+        (_tokenize_pairs if spec.gold_layout == "pair" else _tokenize_prompts)(rows)
+        table = pa.table(rows.rows, schema=gold_schema(regime))
+        done.batches.append(([], table, pa.table(rejected, schema=GOLD_REJECTIONS_SCHEMA)))
+        done.lengths.append(np.asarray(rows.lengths, dtype=np.int32))
+    return done
+
+
+def _add_counts(st: StagedGold, counts: StagedGold) -> None:
+    st.silver_rows += counts.silver_rows
+    st.rows += counts.rows
+    st.tokens += counts.tokens
+    st.trained_tokens += counts.trained_tokens
+    st.truncated += counts.truncated
+    st.reasons.update(counts.reasons)
 
 
 def _encode(
