@@ -5,6 +5,7 @@ import random
 
 import numpy as np
 import pytest
+from tokenizers import Tokenizer, normalizers
 
 from ptdata.gold.pack import pack_best_fit, pack_first_fit, position_ids, truncate_sequence
 from ptdata.gold.templates import chat_template
@@ -12,9 +13,12 @@ from ptdata.gold.tokenize import (
     EOS,
     LoadedTokenizer,
     Segment,
+    _encode_with_offsets,
+    _render,
     encode_segments,
     load_tokenizer,
     special_in_content,
+    token_byte_lengths,
     train_bpe,
 )
 
@@ -133,6 +137,46 @@ def test_encode_segments_masks_by_segment(tok):
     segs = [Segment("hello ", False), Segment("world", True, content=True), Segment("<|im_end|>", True)]
     ids, mask = encode_segments(tok.tokenizer, [segs, segs[:1]])[0]
     assert mask.dtype == np.int8 and len(ids) == len(mask) and mask[-1] == 1 and mask[0] == 0
+
+
+def _random_segments(rng: random.Random) -> list[Segment]:
+    """Segments of mixed scripts, emoji and spaces, trained or not, often ending inside a multi-byte run."""
+    pieces = ["hello", " world", "東京", "🚀", "🥐", "😊!", " naïve", "\n\n", "Zürich", " — ", "<|im_end|>", "x"]
+    return [
+        Segment("".join(rng.choices(pieces, k=rng.randint(1, 4))), rng.random() < 0.5, content=True)
+        for _ in range(rng.randint(1, 6))
+    ]
+
+
+def test_the_fast_path_masks_as_the_offsets_do(tok):
+    rng = random.Random(7)
+    records = [_random_segments(rng) for _ in range(400)]
+    assert token_byte_lengths(tok.tokenizer) is not None  # ptdata's own tokenizer takes the fast path
+    fast = encode_segments(tok.tokenizer, records)
+    offsets = _encode_with_offsets(tok.tokenizer, [_render(r) for r in records])
+    for (ids, mask), (ids2, mask2) in zip(fast, offsets, strict=True):
+        assert ids.tolist() == ids2.tolist() and mask.tolist() == mask2.tolist()
+        assert len(ids) == len(mask) and mask.dtype == np.int8
+    # the rng makes segments end inside emoji and CJK runs: both paths train a split character's every token
+    assert sum(int(m.sum()) for _, m in fast) > 0
+
+
+def test_a_tokenizer_with_a_normalizer_takes_the_offsets_path(tok):
+    norm = Tokenizer.from_str(tok.tokenizer.to_str())
+    norm.normalizer = normalizers.NFC()
+    assert token_byte_lengths(norm) is None
+    segs = [Segment("user: hi ", False), Segment("Zürich 🚀", True), Segment("<|im_end|>", True)]
+    ids, mask = encode_segments(norm, [segs])[0]
+    assert norm.decode(ids[mask == 1].tolist(), skip_special_tokens=False) == "Zürich 🚀<|im_end|>"
+
+
+def test_an_emoji_that_ends_a_trained_segment_is_trained_whole(tok):
+    segs = [Segment("<|im_start|>assistant\n", False), Segment("Bon appétit ! 🥐", True), Segment("\nnext", False)]
+    for ids, mask in (
+        encode_segments(tok.tokenizer, [segs])[0],
+        _encode_with_offsets(tok.tokenizer, [_render(segs)])[0],
+    ):
+        assert tok.tokenizer.decode(ids[mask == 1].tolist(), skip_special_tokens=False) == "Bon appétit ! 🥐"
 
 
 # ------------------------------------------------------------------------------------------------ packing
