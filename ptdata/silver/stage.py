@@ -14,14 +14,14 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ptdata.core import catalog
-from ptdata.core.catalog import REJECTIONS_SCHEMA, silver_schema
+from ptdata.core.catalog import REJECTIONS_SCHEMA, SILVER_EXTRA, silver_schema
 from ptdata.core.config import LoadedConfig
 from ptdata.core.lake import Lake, TablePartition
 from ptdata.core.regimes import all_text
@@ -93,7 +93,8 @@ def stage_silver(lake: Lake, cfg: LoadedConfig, regime: str, date: dt.date, stag
 
 
 def _write(lake: Lake, regime: str, date: dt.date, prepared: str, features: pl.DataFrame, st: StagedSilver) -> None:
-    """Stream D's prepared records, row group by row group, into silver rows and rejection rows."""
+    """Stream D's prepared records, row group by row group, into silver rows and rejection rows: columnar, the
+    records' text is never turned into Python objects."""
     schema = silver_schema(regime)
     pf = lake.parquet_file(prepared)
     with (
@@ -101,55 +102,63 @@ def _write(lake: Lake, regime: str, date: dt.date, prepared: str, features: pl.D
         lake.parquet_writer(st.rejections_staged, REJECTIONS_SCHEMA) as reject_w,
     ):
         for i in range(pf.num_row_groups):
-            records = pf.read_row_group(i).to_pylist()
-            ids = pl.DataFrame({"record_id": [r["record_id"] for r in records]}, schema={"record_id": pl.String})
-            feats = ids.join(features, on="record_id", how="left", maintain_order="left").to_dicts()
-            kept: dict[str, list] = {name: [] for name in schema.names}
-            rejected: dict[str, list] = {name: [] for name in REJECTIONS_SCHEMA.names}
-            for rec, f in zip(records, feats, strict=True):
-                if f["lang"] is None:
-                    raise SilverInputError(f"record {rec['record_id']} of bronze_{regime} {date} has no signature")
-                reason, dup_of, detail, eval_set = _decision(f)
-                _count(st, rec["source"], reason, f, eval_set)
-                if reason is not None:
-                    for name, value in (
-                        ("record_id", rec["record_id"]),
-                        ("source", rec["source"]),
-                        ("source_uri", rec["source_uri"]),
-                        ("regime", regime),
-                        ("date", date),
-                        ("reason", reason),
-                        ("detail", detail),
-                        ("dup_of", dup_of),
-                        ("eval_set", eval_set),
-                    ):
-                        rejected[name].append(value)
-                    continue
-                row = {**rec, "lang": f["lang"], "quality_score": f["quality_score"]}
-                for name in schema.names:
-                    kept[name].append(row[name])
-            silver_w.write_table(pa.table(kept, schema=schema))
-            reject_w.write_table(pa.table(rejected, schema=REJECTIONS_SCHEMA))
-            st.bronze_rows += len(records)
-            st.silver_rows += len(kept["record_id"])
+            records = pf.read_row_group(i)
+            decided = _decisions(records, features, regime, date)
+            keep = decided["reason"].is_null().to_arrow()
+            extra = decided.select(name for name, _ in SILVER_EXTRA).to_arrow()
+            kept = records.filter(keep)
+            for name in extra.column_names:
+                kept = kept.append_column(name, extra[name].filter(keep))
+            silver_w.write_table(kept.select(schema.names).cast(schema))
+            dropped = decided.filter(pl.col("reason").is_not_null())
+            columns = {
+                "record_id": records["record_id"].filter(pc.invert(keep)),
+                "source": records["source"].filter(pc.invert(keep)),
+                "source_uri": records["source_uri"].filter(pc.invert(keep)),
+                "regime": pa.array([regime] * dropped.height, pa.string()),
+                "date": pa.array([date] * dropped.height, pa.date32()),
+                **{name: dropped[name].to_arrow() for name in ("reason", "detail", "dup_of", "eval_set")},
+            }
+            reject_w.write_table(pa.table(columns, schema=REJECTIONS_SCHEMA))
+            _count(st, decided)
+            st.bronze_rows += records.num_rows
+            st.silver_rows += kept.num_rows
 
 
-def _decision(f: dict[str, Any]) -> tuple[str | None, str | None, str | None, str | None]:
-    """(reason, dup_of, detail, eval_set) of a record: a record step's rejection comes first (the step order is the
-    precedence), then the dedup decision."""
-    if f["reject"] is not None:
-        return f["reject"], None, f["detail"], f["eval_set"]
-    return f["reason"], f["dup_of"], f["dup_detail"], None
+def _decisions(records: pa.Table, features: pl.DataFrame, regime: str, date: dt.date) -> pl.DataFrame:
+    """Per record of a row group, in its order: (source, reason, dup_of, detail, eval_set, lang, quality_score,
+    pii). A record step's rejection comes first (the step order is the precedence), then the dedup decision."""
+    ids = pl.from_arrow(records.select(["record_id", "source"]))
+    f = ids.join(features, on="record_id", how="left", maintain_order="left")
+    if f["lang"].null_count():
+        missing = f.filter(pl.col("lang").is_null())["record_id"][0]
+        raise SilverInputError(f"record {missing} of bronze_{regime} {date} has no signature")
+    by_step = pl.col("reject").is_not_null()
+    return f.select(
+        "record_id",
+        "source",
+        reason=pl.when(by_step).then(pl.col("reject")).otherwise(pl.col("reason")),
+        dup_of=pl.when(by_step).then(None).otherwise(pl.col("dup_of")),
+        detail=pl.when(by_step).then(pl.col("detail")).otherwise(pl.col("dup_detail")),
+        eval_set=pl.when(by_step).then(pl.col("eval_set")).otherwise(None),
+        lang="lang",
+        quality_score="quality_score",
+        pii="pii",
+    )
 
 
-def _count(st: StagedSilver, source: str, reason: str | None, f: dict[str, Any], eval_set: str | None) -> None:
-    st.funnel[source].update(funnel_passed(reason))
-    if f["pii"]:
-        st.pii.update(orjson.loads(f["pii"]))
-    if reason is not None:
-        st.reasons[reason] += 1
-    if reason == "contaminated":
-        st.eval_hits[eval_set].add(f["detail"].split(":", 1)[0])
+def _count(st: StagedSilver, decided: pl.DataFrame) -> None:
+    """The funnel per source, the rejection reasons, PII per type and the eval sets' hits of a row group."""
+    groups = decided.group_by("source", "reason", maintain_order=True).len()
+    for source, reason, n in groups.iter_rows():
+        for stage in funnel_passed(reason):
+            st.funnel[source][stage] += n
+        if reason is not None:
+            st.reasons[reason] += n
+    for found in decided["pii"].drop_nulls():
+        st.pii.update(orjson.loads(found))
+    for eval_set, detail in decided.filter(pl.col("reason") == "contaminated").select("eval_set", "detail").iter_rows():
+        st.eval_hits[eval_set].add(detail.split(":", 1)[0])
         st.eval_removed[eval_set] += 1
 
 
