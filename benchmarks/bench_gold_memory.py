@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 from bench_bronze import _machine, write_readme
-from bench_dedup import _source_texts
+from dedup_corpus import _source_texts
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "benchmarks" / ".work" / "gold_memory"

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from typing import Any
 
 import ftfy
 import ftfy.bad_codecs  # noqa: F401 - registers the "sloppy-windows-125x" codecs named in CHARMAP_ENCODINGS
+import numpy as np
 from ftfy.badness import is_bad
 from ftfy.chardata import CHARMAP_ENCODINGS
 
@@ -126,3 +128,92 @@ def dedup_key_text(s: str) -> str:
         s = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", s).casefold())
     # a space rather than nothing, so "end.Start" does not become one word
     return " ".join(s.translate(_PUNCTUATION).split())
+
+
+# Characters per pass of dedup_key_texts: bounds its arrays (4 bytes a character for non-ASCII text).
+_KEY_CHUNK = 1 << 22
+# The separators of a key text among ASCII characters: what str.split() splits on, and punctuation (category P*);
+# as bytes.translate tables: separator → 1 (else 0), and separator → space (else itself); 0x80 is the mark
+# between texts in the ASCII pass of _collapse_separators
+_ASCII_SEPARATORS = [c for c in range(128) if chr(c).isspace() or _PUNCTUATION[c] == " "]
+_IS_SEPARATOR = bytes(int(c in _ASCII_SEPARATORS or c == 0x80) for c in range(256))
+_TO_SPACE = bytes(32 if c in _ASCII_SEPARATORS else c for c in range(256))
+# the mark between texts in the UTF-32 pass of _collapse_separators: one past the last code point
+_MARK = 0x110000
+
+
+def dedup_key_texts(texts: Sequence[str]) -> list[str]:
+    """`dedup_key_text` of every text, the same strings: the case and NFKC folds per text (C-speed str methods),
+    then the punctuation and whitespace pass, the slow part of `dedup_key_text` (a Python table lookup per
+    character in `translate`), over the code points of many texts at once."""
+    folded = [
+        s.lower() if s.isascii() else unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", s).casefold())
+        for s in texts
+    ]
+    out = [""] * len(folded)
+    for ascii_only in (True, False):
+        rows = [i for i, s in enumerate(folded) if s.isascii() == ascii_only]
+        lo = 0
+        while lo < len(rows):
+            hi, chars = lo, 0
+            while hi < len(rows) and (hi == lo or chars + len(folded[rows[hi]]) <= _KEY_CHUNK):
+                chars += len(folded[rows[hi]])
+                hi += 1
+            keys = _collapse_separators([folded[i] for i in rows[lo:hi]], ascii_only)
+            for i, key in zip(rows[lo:hi], keys, strict=True):
+                out[i] = key
+            lo = hi
+    return out
+
+
+def _collapse_separators(texts: list[str], ascii_only: bool) -> list[str]:
+    """Each text's words (maximal runs of non-separators) joined by one space, from one array of the code points
+    of all texts: bytes for ASCII, UTF-32 otherwise, so that an index is a character in both.
+
+    The texts are joined by a marker that no text can hold (byte 0x80 after ASCII, code point 0x110000 in
+    UTF-32), a separator that is always kept. Of each run of other separators only the first is kept, as a
+    space, and only after a word; so between two markers stands a text's words, one space apart, and perhaps
+    one space after the last."""
+    sizes = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    marks = np.cumsum(sizes + 1) - 1
+    if ascii_only:
+        raw = ("\x80".join(texts) + "\x80").encode("latin-1")
+        sep = np.frombuffer(raw.translate(_IS_SEPARATOR), dtype=bool)
+        codes = np.frombuffer(raw.translate(_TO_SPACE), dtype=np.uint8)
+    else:
+        codes = np.frombuffer((" ".join(texts) + " ").encode("utf-32-le", "surrogatepass"), dtype="<u4").copy()
+        sep = _separators(codes)
+        codes[sep] = 32
+        codes[marks] = _MARK
+    word = ~sep
+    keep = word.copy()
+    keep[1:] |= word[:-1]
+    keep[marks] = True
+    kept = codes[keep]
+    if ascii_only:
+        spans = kept.tobytes().decode("latin-1").split("\x80")[:-1]
+    else:
+        ends = np.flatnonzero(kept == _MARK)
+        kept[ends] = 32
+        text = kept.tobytes().decode("utf-32-le", "surrogatepass")
+        spans = [
+            text[b:e] for b, e in zip((np.concatenate(([-1], ends[:-1])) + 1).tolist(), ends.tolist(), strict=True)
+        ]
+    return [span[:-1] if span.endswith(" ") else span for span in spans]
+
+
+def _separators(codes: np.ndarray) -> np.ndarray:
+    """Whether each code point separates words in a key text (whitespace or punctuation)."""
+    sep = np.zeros(codes.size, dtype=bool)
+    low = codes < 128
+    sep[low] = np.frombuffer(_IS_SEPARATOR, dtype=bool)[codes[low]]
+    high = np.flatnonzero(~low)
+    if high.size:
+        distinct, inverse = np.unique(codes[high], return_inverse=True)
+        flags = np.array([_is_separator(int(c)) for c in distinct], dtype=bool)
+        sep[high] = flags[inverse]
+    return sep
+
+
+def _is_separator(codepoint: int) -> bool:
+    return _PUNCTUATION[codepoint] == " " or chr(codepoint).isspace()

@@ -25,7 +25,7 @@ from ptdata.core.executor import INLINE, Executor
 from ptdata.core.lake import Lake, TablePartition
 from ptdata.core.regimes import regime as regime_spec
 from ptdata.silver.decontam import EvalIndex
-from ptdata.silver.dedup import band_keys, dedup_key, exact_key, lsh_bands, minhash_signatures, ngram_hashes
+from ptdata.silver.dedup import band_keys, dedup_keys, exact_key, key_ngram_hashes, lsh_bands, minhash_signatures
 from ptdata.silver.pii import Allowlist
 from ptdata.silver.pipeline import RecordBatch, SourceRules, run_record_steps
 
@@ -74,9 +74,11 @@ def signatures_of_batch(cfg: LoadedConfig, batch: RecordBatch) -> pa.Table:
     dedup = cfg.pipeline.dedup
     regime = batch.regime
     bands, rows = lsh_bands(dedup.threshold, dedup.num_perm)
-    keys = [dedup_key(regime, rec, dedup.fields.get(regime)) for rec in batch.records]
-    hashes = ngram_hashes(keys, dedup.ngram)
-    band = band_keys(minhash_signatures(hashes, dedup.num_perm), bands, rows)
+    keys = dedup_keys(regime, batch.records, dedup.fields.get(regime))
+    hashes = key_ngram_hashes(keys, dedup.ngram)
+    # band keys read only the first bands × rows permutations (18 × 6 of 128 by default), and a permutation's
+    # coefficients depend only on its index, so computing just those gives the same keys for less work
+    band = band_keys(minhash_signatures(hashes, bands * rows), bands, rows)
     columns = {
         "record_id": [r["record_id"] for r in batch.records],
         "source": [r["source"] for r in batch.records],

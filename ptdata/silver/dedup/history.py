@@ -14,7 +14,7 @@ from ptdata.core import catalog
 from ptdata.core.config import LoadedConfig
 from ptdata.core.lake import Lake, parquet_list, partition_days
 from ptdata.silver.dedup.lsh import NO_BUCKET
-from ptdata.silver.dedup.ngrams import dedup_key, ngram_hashes
+from ptdata.silver.dedup.ngrams import dedup_keys, key_ngram_hashes
 from ptdata.silver.signatures import VERSION_META, SilverInputError, signatures_version
 
 
@@ -115,8 +115,8 @@ def shingle_reader(
         for day, wanted in sorted(by_date.items()):
             path = prepared_path(lake, regime, day)
             records = lake.read_table(path, filters=[("record_id", "in", wanted)]).to_pylist()
-            keys = [dedup_key(regime, r, dedup.fields.get(regime)) for r in records]
-            for r, h in zip(records, ngram_hashes(keys, dedup.ngram), strict=True):
+            keys = dedup_keys(regime, records, dedup.fields.get(regime))
+            for r, h in zip(records, key_ngram_hashes(keys, dedup.ngram), strict=True):
                 out[r["record_id"]] = np.unique(h)
         lost = set(ids) - set(out)
         if lost:

@@ -10,7 +10,8 @@ import numpy as np
 import xxhash
 
 from ptdata.core.regimes import regime as regime_spec
-from ptdata.silver.normalize import dedup_key_text
+from ptdata.silver.dedup.xxh3 import PADDING, xxh3_64_many
+from ptdata.silver.normalize import dedup_key_text, dedup_key_texts
 
 # 64-bit mixing constants: the golden-ratio multiplier and the murmur3 fmix64 multipliers.
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -35,14 +36,29 @@ def fmix64(x: np.ndarray) -> np.ndarray:
 def word_hashes(keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """xxh3_64 of every word of every key text, concatenated, and the number of words of each text.
 
-    `keys` are key texts (`dedup_key_text`), whose words are separated by single spaces."""
-    # one join and one split for the whole batch: the per-text loop is only the C-speed count
-    counts = np.fromiter((k.count(" ") + 1 if k else 0 for k in keys), dtype=np.int64, count=len(keys))
-    words = " ".join(keys).encode().split()
-    if len(words) != counts.sum():
+    `keys` are key texts (`dedup_key_text`), whose words are separated by single spaces. The words are found and
+    hashed in one UTF-8 buffer of the whole batch (`xxh3.xxh3_64_many`), never as one Python object each."""
+    return _word_hashes(keys, _word_counts(keys))
+
+
+def _word_counts(keys: Sequence[str]) -> np.ndarray:
+    return np.fromiter((k.count(" ") + 1 if k else 0 for k in keys), dtype=np.int64, count=len(keys))
+
+
+def _word_hashes(keys: Sequence[str], counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # room past the last word for xxh3's reads, so the buffer is not copied to pad it
+    data = np.frombuffer((" ".join(k for k in keys if k) + " " * PADDING).encode(), dtype=np.uint8)
+    n_bytes = data.size - PADDING
+    spaces = np.flatnonzero(data[:n_bytes] == 32)
+    starts = np.concatenate(([0], spaces + 1))
+    lengths = np.concatenate((spaces, [n_bytes])) - starts
+    if n_bytes == 0:
+        starts, lengths = starts[:0], lengths[:0]
+    text = data[:n_bytes]
+    # bytes 9-13 (tab, newlines, vertical tab, form feed, carriage return) would be word breaks to bytes.split()
+    if len(starts) != counts.sum() or (lengths == 0).any() or ((text >= 9) & (text <= 13)).any():
         raise ValueError("word_hashes takes key texts (dedup_key_text): words separated by single spaces")
-    hashes = np.fromiter(map(xxhash.xxh3_64_intdigest, words), dtype=np.uint64, count=len(words))
-    return hashes, counts
+    return xxh3_64_many(data, starts, lengths), counts
 
 
 def window_hashes(hashes: np.ndarray, lengths: Sequence[int]) -> dict[int, np.ndarray]:
@@ -81,12 +97,18 @@ def ngram_hashes(texts: Sequence[str], n: int) -> list[np.ndarray]:
     """The shingle hashes of each text, in text order and with repeats (what MinHash needs): the hashes of the
     key text's word n-grams; a text with fewer than n words gives one hash of its whole key text, an empty text
     none. `shingles` is the sorted set of the same hashes."""
+    return key_ngram_hashes(dedup_key_texts(texts), n)
+
+
+def key_ngram_hashes(keys: Sequence[str], n: int) -> list[np.ndarray]:
+    """`ngram_hashes` of texts already folded to key texts (`dedup_key_text`), for callers that keep the key text
+    (the exact key is its hash): folding it again would only repeat the work."""
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     out: list[np.ndarray] = []
-    keys = [dedup_key_text(t) for t in texts]
-    for lo, hi in _doc_chunks(np.array([k.count(" ") + 1 if k else 0 for k in keys], dtype=np.int64)):
-        hashes, counts = word_hashes(keys[lo:hi])
+    all_counts = _word_counts(keys)
+    for lo, hi in _doc_chunks(all_counts):
+        hashes, counts = _word_hashes(keys[lo:hi], all_counts[lo:hi])
         starts = np.cumsum(counts) - counts
         runs = window_hashes(hashes, {n, *counts[(counts > 0) & (counts < n)].tolist()}) if hashes.size else {}
         for start, count in zip(starts.tolist(), counts.tolist(), strict=True):
@@ -133,3 +155,8 @@ def exact_key(key_text: str) -> str:
 def dedup_key(regime: str, prepared: dict[str, Any], fields: list[str] | None = None) -> str:
     """The key text a prepared record is deduplicated on (each regime's default: its dedup_fields)."""
     return dedup_key_text(dedup_text(regime, prepared, fields))
+
+
+def dedup_keys(regime: str, prepared: Sequence[Mapping[str, Any]], fields: Sequence[str] | None = None) -> list[str]:
+    """`dedup_key` of every record of a batch, with the key texts folded all at once (`dedup_key_texts`)."""
+    return dedup_key_texts([dedup_text(regime, record, fields) for record in prepared])
