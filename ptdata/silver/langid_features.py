@@ -94,7 +94,9 @@ class FeatureCounter:
             raise ValueError(f"{n_texts} texts of {n} bytes are too many to count at once")
         keys = np.sort(((text * self.n_features + feature[emitted]) << pos_bits) | emitted)
         run = keys >> pos_bits
-        first = np.flatnonzero(np.concatenate(([True], run[1:] != run[:-1])))
+        starts_run = np.ones(len(run), dtype=bool)
+        starts_run[1:] = run[1:] != run[:-1]
+        first = np.flatnonzero(starts_run)
         per_position = np.zeros(n, dtype=np.int64)
         per_position[keys[first] & ((1 << pos_bits) - 1)] = np.diff(np.append(first, len(keys)))
         # the first occurrences in the order of the bytes: text by text, each text's in the order py3langid's
