@@ -19,16 +19,18 @@ Speed. py3langid walks a text's bytes in a Python loop; `detect_langs` counts th
 with numpy (ptdata.silver.langid_features) and scores it in py3langid's own float32 operations, so its labels
 and probabilities are py3langid's bit for bit (ptdata_tests/silver/test_langid_equivalence.py) and the accuracy
 above stands. Re-measured 2026-12-03 with benchmarks/bench_langid.py (results/langid.md), one process on this
-2-core machine shared with other work, per text, prose cut and letter check included:
+2-core machine shared with other work, per text, prose cut and letter check included, the fastest of five runs:
 
     characters (read)    py3langid, one text a call   detect_langs, a batch   speed-up   detect_lang, one a call
-    40                   33 us                        7 us                    4.7x       58 us
-    440                  212 us                       24 us                   8.8x       124 us
-    4,000 (1,000)        748 us                       98 us                   7.6x       199 us
-    the demo's 7,730 records (445 characters read on average): 423 us before, 42 us in batches (10x)
+    40                   34 us                        8 us                    4.0x       62 us
+    440                  355 us                       36 us                   10x        118 us
+    4,000 (1,000)        803 us                       84 us                   9.5x       235 us
+    the demo's 7,730 records (445 characters read on average): 299 us before, 35 us in batches (8.4x)
 
-A single text a call pays numpy's fixed cost per call, and is slower than before under ~100 characters: call
-`detect_langs` (or `detect_record_langs`) with the batch. The model and its tables load in ~1-1.7 s per process.
+The machine was busy (load ~3 on 2 cores), so the absolute figures are above the table of 2026-11; the ratios,
+from runs taking turns, are the figures to compare. One text a call pays numpy's fixed cost per call and is
+slower than before under ~100 characters: give `detect_langs` (or `detect_record_langs`) the whole batch. The
+model and its tables load in ~1.3-1.7 s per process (the tables add ~100 MB to py3langid's 150 MB).
 
 How it is used here:
 - The classifier is restricted to the languages with an ISO 639-1 code (plus "zxx", no linguistic content).
@@ -61,8 +63,9 @@ MIN_LETTERS = 3
 MIN_CONFIDENCE = 0.4
 # the first characters are enough to tell a language; the cost is linear in the length
 MAX_CHARS = 1000
-# texts classified at a time: bounds the arrays of their bytes (ARCHITECTURE.md, principle 2)
-_BATCH = 1024
+# texts classified at a time: bounds the arrays over their bytes to ~10 MB, ~40 MB for 4-byte characters
+# (ARCHITECTURE.md, principle 2)
+_BATCH = 256
 
 # a fenced code block, up to its closing fence or, for an unclosed one, the end of the text
 FENCED_CODE = re.compile(r"^[ \t]*(```|~~~).*?(?:^[ \t]*\1[^\n]*$|\Z)", re.MULTILINE | re.DOTALL)
@@ -142,7 +145,7 @@ def detect_langs(texts: Iterable[str], min_confidence: float = MIN_CONFIDENCE) -
     """(ISO 639-1 code, probability) of each text's language, or ("und", p) when it cannot be told.
 
     p is the model's probability of its best language; it is 0.0 when the text has too few letters to try. The
-    texts are classified 1,024 at a time (the model is loaded once per process).
+    texts are classified 256 at a time (the model is loaded once per process).
     """
     texts = [prose(t) for t in texts]
     out: list[tuple[str, float]] = [(UNDETERMINED, 0.0)] * len(texts)
