@@ -30,7 +30,7 @@ above stands. Re-measured 2026-12-03 with benchmarks/bench_langid.py (results/la
 The machine was busy (load ~3 on 2 cores), so the absolute figures are above the table of 2026-11; the ratios,
 from runs taking turns, are the figures to compare. One text a call pays numpy's fixed cost per call and is
 slower than before under ~100 characters: give `detect_langs` (or `detect_record_langs`) the whole batch. The
-model and its tables load in ~1.3-1.7 s per process (the tables add ~100 MB to py3langid's 150 MB).
+model and its tables load in ~1.3-1.7 s per process (the tables add ~100 MB of RSS).
 
 How it is used here:
 - The classifier is restricted to the languages with an ISO 639-1 code (plus "zxx", no linguistic content).

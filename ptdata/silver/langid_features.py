@@ -13,6 +13,7 @@ The counts come out per text in the order in which each feature first occurs, th
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,9 +35,9 @@ class FeatureCounts:
     counts: np.ndarray
 
 
-def _as_numpy(table: Sequence[int]) -> np.ndarray:
+def _as_numpy(table: array[int]) -> np.ndarray:
     # py3langid keeps its DFA in stdlib arrays ('H', 'I' or 'L'); numpy reads their buffers without a copy
-    return np.frombuffer(table, dtype=f"u{table.itemsize}")  # type: ignore[call-overload]
+    return np.frombuffer(table, dtype=f"u{table.itemsize}")
 
 
 class FeatureCounter:
