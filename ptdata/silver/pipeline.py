@@ -19,7 +19,7 @@ import orjson
 
 from ptdata.core.regimes import all_text, map_text_fields
 from ptdata.silver.decontam import EvalIndex, find_contamination_batch
-from ptdata.silver.langid import detect_record_lang
+from ptdata.silver.langid import detect_record_langs
 from ptdata.silver.normalize import normalize_text
 from ptdata.silver.pii import Allowlist, redact
 from ptdata.silver.quality import QualityRules, evaluate
@@ -89,7 +89,7 @@ class Redact(Step):
 
 class Language(Step):
     def run(self, batch: RecordBatch) -> None:
-        batch.lang = [detect_record_lang(batch.regime, r) for r in batch.records]
+        batch.lang = detect_record_langs(batch.regime, batch.records)
 
 
 class Quality(Step):
