@@ -220,7 +220,9 @@ def _tokenize_row_group(work: _GoldWork, group: int) -> _Tokenized:
     template = chat_template(cfg.pipeline.tokenizer.chat_template, tok)
     st = replace(work.counts, reasons=Counter())
     done = _Tokenized(st, [], [])
-    for batch in work.lake.parquet_file(work.silver).read_row_group(group).to_batches(work.batch_rows):
+    # only what gold reads of a record: silver's other columns would be turned into Python objects for nothing
+    columns = ["record_id", "source", "date", *spec.column_names]
+    for batch in work.lake.parquet_file(work.silver).read_row_group(group, columns=columns).to_batches(work.batch_rows):
         records = batch.to_pylist()
         st.silver_rows += len(records)
         rejected: dict[str, list] = {name: [] for name in GOLD_REJECTIONS_SCHEMA.names}

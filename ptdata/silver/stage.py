@@ -64,7 +64,9 @@ class StagedSilver:
 
 def _features(lake: Lake, day_path: str) -> pl.DataFrame:
     return pl.from_arrow(
-        lake.read_table(day_path, columns=["record_id", "reject", "detail", "eval_set", "lang", "quality_score", "pii"])
+        lake.read_table(
+            day_path, columns=["record_id", "source", "reject", "detail", "eval_set", "lang", "quality_score", "pii"]
+        )
     )
 
 
@@ -86,24 +88,34 @@ def stage_silver(lake: Lake, cfg: LoadedConfig, regime: str, date: dt.date, stag
     )
     st.seconds["dedup"] = time.perf_counter() - t0 - st.seconds["history"]
     decisions = decisions.rename({"detail": "dup_detail"})
-    features = _features(lake, paths[-1]).join(decisions, on="record_id", how="left")
-    _write(lake, regime, date, prepared_path(lake, regime, date), features, st)
+    features = _features(lake, paths[-1]).join(decisions, on="record_id", how="left", maintain_order="left")
+    _write(lake, regime, date, prepared_path(lake, regime, date), _decisions(features), st)
     st.seconds["total"] = time.perf_counter() - t0
     return st
 
 
-def _write(lake: Lake, regime: str, date: dt.date, prepared: str, features: pl.DataFrame, st: StagedSilver) -> None:
+def _write(lake: Lake, regime: str, date: dt.date, prepared: str, decided_all: pl.DataFrame, st: StagedSilver) -> None:
     """Stream D's prepared records, row group by row group, into silver rows and rejection rows: columnar, the
-    records' text is never turned into Python objects."""
+    records' text is never turned into Python objects. The prepared records and the signatures were written in
+    the same order (one executor task per bronze row group makes both), so a row group's decisions are the
+    next slice of `decided_all`; its record ids are checked."""
     schema = silver_schema(regime)
     pf = lake.parquet_file(prepared)
+    if pf.metadata.num_rows != decided_all.height:
+        raise SilverInputError(
+            f"prepared_{regime} {date} has {pf.metadata.num_rows} records and dedup_signatures {decided_all.height}"
+        )
+    offset = 0
     with (
         lake.parquet_writer(st.silver_staged, schema) as silver_w,
         lake.parquet_writer(st.rejections_staged, REJECTIONS_SCHEMA) as reject_w,
     ):
         for i in range(pf.num_row_groups):
             records = pf.read_row_group(i)
-            decided = _decisions(records, features, regime, date)
+            decided = decided_all.slice(offset, records.num_rows)
+            offset += records.num_rows
+            if not decided["record_id"].equals(pl.Series(records["record_id"]), check_names=False):
+                raise SilverInputError(f"prepared_{regime} {date} and its dedup_signatures are not in the same order")
             keep = decided["reason"].is_null().to_arrow()
             extra = decided.select(name for name, _ in SILVER_EXTRA).to_arrow()
             kept = records.filter(keep)
@@ -125,16 +137,11 @@ def _write(lake: Lake, regime: str, date: dt.date, prepared: str, features: pl.D
             st.silver_rows += kept.num_rows
 
 
-def _decisions(records: pa.Table, features: pl.DataFrame, regime: str, date: dt.date) -> pl.DataFrame:
-    """Per record of a row group, in its order: (source, reason, dup_of, detail, eval_set, lang, quality_score,
+def _decisions(features: pl.DataFrame) -> pl.DataFrame:
+    """Per record, in signature order: (record_id, source, reason, dup_of, detail, eval_set, lang, quality_score,
     pii). A record step's rejection comes first (the step order is the precedence), then the dedup decision."""
-    ids = pl.from_arrow(records.select(["record_id", "source"]))
-    f = ids.join(features, on="record_id", how="left", maintain_order="left")
-    if f["lang"].null_count():
-        missing = f.filter(pl.col("lang").is_null())["record_id"][0]
-        raise SilverInputError(f"record {missing} of bronze_{regime} {date} has no signature")
     by_step = pl.col("reject").is_not_null()
-    return f.select(
+    return features.select(
         "record_id",
         "source",
         reason=pl.when(by_step).then(pl.col("reject")).otherwise(pl.col("reason")),

@@ -90,8 +90,9 @@ def resolve_duplicates(
     members only link back), so a survivor stays the minimum of its component in its own partition: it is
     kept there, and `dup_of` always names a kept record.
 
-    Returns record_id, reason (exact_dup, near_dup, or null for a kept record), dup_of, detail for every row of
-    `day`, sorted by record_id; and the number of candidate and verified pairs in the components looked at.
+    Returns record_id, reason (exact_dup or near_dup), dup_of, detail for every duplicate among `day` (a record
+    not in it is kept), sorted by record_id; and the number of candidate and verified pairs in the components
+    looked at.
     """
     day = day.join(reps, on="exact_key", how="left")
     if day["rep_id"].null_count():
@@ -121,13 +122,18 @@ def resolve_duplicates(
             partner = both.sort(["record_id", "jaccard", "partner"], descending=[False, True, False]).unique(
                 "record_id", keep="first"
             )
+    # only the duplicates go on: a copy of another exact key's representative, or a record whose representative
+    # lost its cluster (most of a partition is neither, and at a million records its strings would be most of
+    # the memory)
+    lost = survivors.filter(pl.col("record_id") != pl.col("survivor")).rename({"record_id": "rep_id"})
+    dups = day.filter((pl.col("record_id") != pl.col("rep_id")) | pl.col("rep_id").is_in(lost["rep_id"].implode()))
     rep_survivor = (
-        day.select("rep_id")
+        dups.select("rep_id")
         .unique()
-        .join(survivors.rename({"record_id": "rep_id"}), on="rep_id", how="left")
+        .join(lost, on="rep_id", how="left")
         .with_columns(survivor=pl.coalesce("survivor", "rep_id"))
     )
-    out = day.join(rep_survivor, on="rep_id", how="left").join(partner, on="record_id", how="left")
+    out = dups.join(rep_survivor, on="rep_id", how="left").join(partner, on="record_id", how="left")
     is_exact = pl.col("record_id") != pl.col("rep_id")
     is_near = pl.col("record_id") != pl.col("survivor")
     return (

@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ptdata.core import catalog
 from ptdata.core.config import LoadedConfig
@@ -59,7 +61,9 @@ def dedup_inputs(lake: Lake, paths: list[str], day_path: str) -> tuple[pl.DataFr
     What D's records can reach is found breadth-first: the records sharing a band key with D's, then those
     sharing one with them, until no new key turns up. Each step is one DuckDB scan of the history's band keys
     with a small filter, so memory stays bounded by what is reached (near-dup clusters and their buckets), not
-    by the history; the number of steps is the longest chain of buckets, usually two or three.
+    by the history or by D; the number of steps is the longest chain of buckets, usually two or three. A key no
+    two records share reaches nothing, so the walk starts from D's shared keys only, and D's records that share
+    none are not in `reached` at all.
     """
     files = parquet_list(paths)
     eligible = f"(select record_id, date, exact_key, band_keys from read_parquet({files}) where reject is null)"
@@ -68,8 +72,12 @@ def dedup_inputs(lake: Lake, paths: list[str], day_path: str) -> tuple[pl.DataFr
         day = con.sql(
             f"select record_id, exact_key from read_parquet('{day_path}') where reject is null order by record_id"
         ).pl()
+        # the first step starts from D's band keys that two or more eligible records share: most keys are one
+        # record's own and can never make a candidate, and at a million records they would be most of the memory
         frontier = con.sql(
-            f"select distinct unnest(band_keys) as key from read_parquet('{day_path}') where reject is null"
+            f"select key from (select unnest(band_keys) as key from {eligible}) where key != {NO_BUCKET} and key in "
+            f"(select unnest(band_keys) from read_parquet('{day_path}') where reject is null) "
+            "group by key having count(*) >= 2"
         ).pl()
         seen_keys = frontier
         reached = pl.DataFrame(schema=long_schema)
@@ -113,11 +121,17 @@ def shingle_reader(
             by_date[dates[rid]].append(rid)
         out: dict[str, np.ndarray] = {}
         for day, wanted in sorted(by_date.items()):
-            path = prepared_path(lake, regime, day)
-            records = lake.read_table(path, filters=[("record_id", "in", wanted)]).to_pylist()
-            keys = dedup_keys(regime, records, dedup.fields.get(regime))
-            for r, h in zip(records, key_ngram_hashes(keys, dedup.ngram), strict=True):
-                out[r["record_id"]] = np.unique(h)
+            # row group by row group: a filtered read of the whole file would hold all its text at once
+            pf = lake.parquet_file(prepared_path(lake, regime, day))
+            wanted_ids = pa.array(wanted, pa.string())
+            for i in range(pf.num_row_groups):
+                group = pf.read_row_group(i)
+                records = group.filter(pc.is_in(group["record_id"], value_set=wanted_ids)).to_pylist()
+                if not records:
+                    continue
+                keys = dedup_keys(regime, records, dedup.fields.get(regime))
+                for r, h in zip(records, key_ngram_hashes(keys, dedup.ngram), strict=True):
+                    out[r["record_id"]] = np.unique(h)
         lost = set(ids) - set(out)
         if lost:
             raise SilverInputError(f"records {sorted(lost)[:3]} of dedup_signatures have no prepared record")
