@@ -48,6 +48,7 @@ def _stage(step: Step, date: dt.date | None, _: Any) -> Staged:
         ],
         audits=audit_staged(step.lake, step.cfg, st),
         records_in=st.records,
+        bytes_in=st.bytes_read,
         stats={
             "volume": st.bronze_rows,
             "mean_chars": round(mean_chars(step.lake, st.bronze_staged, regime), 2),

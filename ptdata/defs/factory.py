@@ -95,6 +95,7 @@ class Staged:
     folders: list[StagedFolder] = field(default_factory=list)
     audits: dict[str, Outcome] = field(default_factory=dict)
     records_in: int | None = 0  # None: not known (a SQL model's query does not say what it read)
+    bytes_in: int = 0  # the bytes of its input (landing files, or the partition file it reads), when known
     stats: dict[str, Any] | None = None  # the drift check's statistics of this partition
     info: Any = None  # the step's own figures, for `metadata`
     # versions known before publishing: files not written by this asset (its parts), or a version of its own
@@ -221,7 +222,7 @@ def _run(
                 versions[f.version_key] = lake.data_version(f"{f.final}/{f.version_file}")
             if spec.drift:
                 write_stats(lake, spec.name, st.date, st.stats)
-        figures = writer.figures(sum(st.records_in or 0 for st in staged))
+        figures = writer.figures(sum(st.records_in or 0 for st in staged), sum(st.bytes_in for st in staged))
         if any(st.records_in is None for st in staged):
             figures = {k: v for k, v in figures.items() if k not in ("records_in", "records_per_s")}
         metadata = {**spec.metadata(step, staged, versions, figures), **figures}
@@ -286,12 +287,12 @@ class Writer:
     wall0: float = field(default_factory=time.perf_counter)
     cpu0: float = field(default_factory=lambda: time.process_time() + worker_cpu_seconds())
 
-    def figures(self, records_in: int) -> dict[str, float | int]:
+    def figures(self, records_in: int, bytes_in: int = 0) -> dict[str, float | int]:
         """Time, CPU and cost of the write so far, for its metadata (the pipeline_cost mart and `ptdata size` read
         them; the UI plots them across runs). CPU time is the process's, all threads, plus its executor's worker
         processes' (ptdata/core/executor.py): steps run one at a time in a process (in-process executor) or in a
         process each (multiprocess executor), so it is this step's. CPU utilisation is CPU over wall seconds:
-        2.0 is two cores busy for the whole write."""
+        2.0 is two cores busy for the whole write; MB/s is of the input the stage read, when it says."""
         seconds = time.perf_counter() - self.wall0
         cpu = time.process_time() + worker_cpu_seconds() - self.cpu0
         return {
@@ -300,6 +301,7 @@ class Writer:
             "cpu_utilisation": round(cpu / seconds, 2) if seconds else 0.0,
             "records_in": records_in,
             "records_per_s": round(records_in / seconds, 1) if seconds else 0.0,
+            **({"mb_per_s": round(bytes_in / 1e6 / seconds, 2)} if bytes_in and seconds else {}),
             "usd": round(cpu / 3600 * self.usd_per_core_hour, 6),
         }
 

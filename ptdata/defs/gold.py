@@ -103,6 +103,7 @@ def _stage_gold(step: Step, date: dt.date | None, tok: LoadedTokenizer) -> Stage
         files=[StagedFile(st.rejections_staged, st.rejections), StagedFile(st.gold_staged, st.gold, date.isoformat())],
         audits=audit_staged(step.lake, step.cfg, st, tok),
         records_in=st.silver_rows,
+        bytes_in=step.lake.fs.size(step.lake.path(catalog.silver(regime).part(date))),
         info=st,
     )
 

@@ -105,12 +105,13 @@ def eval_index_asset(cfg: LoadedConfig) -> dg.AssetsDefinition:
 
 
 def _stage_signatures(step: Step, date: dt.date | None, index: EvalIndex) -> Staged:
-    problems, files, counts, prepared_bytes = [], [], {}, 0
+    problems, files, counts, prepared_bytes, bronze_bytes = [], [], {}, 0, 0
     for regime in regime_names():
         bronze = catalog.bronze(regime).part(date)
         if not step.lake.exists(bronze):
             problems.append(f"bronze_{regime} {date} is not materialized")
             continue
+        bronze_bytes += step.lake.fs.size(step.lake.path(bronze))
         n, (signatures, prepared) = stage_signatures(
             step.lake, step.cfg, regime, date, step.stage_id, index, step.executor
         )
@@ -126,6 +127,7 @@ def _stage_signatures(step: Step, date: dt.date | None, index: EvalIndex) -> Sta
         files=files,
         audits={"coverage": Outcome("coverage", not problems, {"problems": problems}, desc)},
         records_in=sum(counts.values()),
+        bytes_in=bronze_bytes,
         info=(counts, prepared_bytes),
     )
 
@@ -185,6 +187,7 @@ def _stage_silver(step: Step, date: dt.date | None, index: EvalIndex) -> Staged:
         ],
         audits=audits,
         records_in=st.bronze_rows,
+        bytes_in=step.lake.fs.size(step.lake.path(catalog.prepared(regime).part(date))),
         # what the drift check compares from one day to the next: rates over the day's bronze records
         stats={
             "volume": st.silver_rows,

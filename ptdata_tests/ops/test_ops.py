@@ -76,6 +76,9 @@ def test_the_export_has_one_row_per_run_and_asset_as_the_instance_records_them(d
     measured = {r["asset"]: r for r in rows}
     for asset in ("bronze_sft", "dedup_signatures", "silver_sft", "gold_sft"):
         assert measured[asset]["cpu_seconds"] > 0 and measured[asset]["records_in"] > 0
+        # the throughput figures the UI plots across runs (CPU utilisation counts the executor's workers)
+        metadata = expected[(measured[asset]["run_id"], asset)][0][1]
+        assert metadata["cpu_utilisation"] > 0 and metadata["mb_per_s"] > 0, asset
     assert measured["gold_sft"]["tokens"] > 0 and measured["bronze_sft"]["tokens"] is None
 
 
