@@ -1,13 +1,13 @@
-"""Gold audits, run on the staged files before publish: they read the staged rows back and check every row,
-not the counts the staging kept."""
+"""Gold audits, run on the staged files before publish: they read the staged rows back and check every row and
+every sequence, not the counts the staging kept; columnar, over numpy views of each row group's list columns."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from pyarrow import ListArray
+import pyarrow as pa
 
 from ptdata.core import catalog
 from ptdata.core.config import LoadedConfig
@@ -18,49 +18,66 @@ from ptdata.gold.stage import StagedGold
 from ptdata.gold.templates import chat_template
 from ptdata.gold.tokenize import LoadedTokenizer
 
-# rows audited at a time: a packed row's tokens as Python objects take ~100 bytes each, so this bounds memory
-AUDIT_BATCH_ROWS = 256
-# list columns read as numpy arrays, not Python lists
-_ARRAYS = (
-    "input_ids",
-    "loss_mask",
-    "position_ids",
-    "chosen_input_ids",
-    "chosen_loss_mask",
-    "rejected_input_ids",
-    "rejected_loss_mask",
-    "prompt_ids",
-)
 _IDS = ("input_ids", "chosen_input_ids", "rejected_input_ids", "prompt_ids")
 
 
-def _rows(lake: Lake, path: str) -> Iterator[dict]:
-    """The rows of a gold file, AUDIT_BATCH_ROWS at a time, with the token columns as numpy arrays."""
-    pf = lake.parquet_file(path)
-    # row group by row group: iter_batches reads ahead and holds far more than one batch
-    for batch in (b for g in range(pf.num_row_groups) for b in pf.read_row_group(g).to_batches(AUDIT_BATCH_ROWS)):
-        arrays = [name for name in batch.schema.names if name in _ARRAYS]
-        split = {name: _split(batch.column(name)) for name in arrays}
-        for i, row in enumerate(batch.drop_columns(arrays).to_pylist()):
-            yield {**row, **{name: parts[i] for name, parts in split.items()}}
+def _flat(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, values) of a list column, as numpy arrays."""
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    offsets = column.offsets.to_numpy()
+    return offsets - offsets[0], column.values.slice(offsets[0], offsets[-1] - offsets[0]).to_numpy()
 
 
-def _split(column: ListArray) -> list[np.ndarray]:
-    offsets, values = column.offsets.to_numpy(), column.values.to_numpy()
-    return [values[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)]
+@dataclass
+class _Sequences:
+    """Sequences laid out in flat token arrays: [start, end) of each, and the row it is in."""
+
+    ids: np.ndarray
+    mask: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    row: np.ndarray
 
 
-def _sequences(regime: str, row: dict) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(ids, mask) of every trained sequence of a gold row."""
-    spec = regime_spec(regime)
-    if spec.packs:
-        ids, mask = row["input_ids"], row["loss_mask"]
-        bounds = np.cumsum([0, *row["seq_lens"]])
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-            yield ids[a:b], mask[a:b]
-    elif spec.gold_layout == "pair":
-        for side in ("chosen", "rejected"):
-            yield row[f"{side}_input_ids"], row[f"{side}_loss_mask"]
+def _packed(group: pa.Table, found: list[tuple[int, int, int, str]], seq_len: int) -> tuple[_Sequences, np.ndarray]:
+    """A packed row group's structural problems as (row, 0, check, message), and its sequences and row fills."""
+    (id_off, ids), (mask_off, mask), (pos_off, pos), (len_off, lens) = (
+        _flat(group[name]) for name in ("input_ids", "loss_mask", "position_ids", "seq_lens")
+    )
+    n_ids, lens = np.diff(id_off), lens.astype(np.int64)
+    row_of_seq = np.repeat(np.arange(group.num_rows), np.diff(len_off))
+    sums = np.bincount(row_of_seq, weights=lens, minlength=group.num_rows).astype(np.int64)
+    agree = (n_ids == np.diff(mask_off)) & (n_ids == np.diff(pos_off)) & (n_ids == sums)
+    for r in np.flatnonzero(~agree):
+        found.append((r, 0, 0, "input_ids, loss_mask, position_ids and seq_lens disagree in length"))
+    for r in np.flatnonzero(n_ids > seq_len):
+        found.append((r, 0, 1, f"{n_ids[r]} tokens, more than seq_len {seq_len}"))
+    before = np.cumsum(lens) - lens  # tokens of the sequences before each, over the whole row group
+    in_row = before - before[len_off[:-1][row_of_seq]]  # a row's first sequence starts it
+    restart = in_row < np.diff(pos_off)[row_of_seq]
+    bad = pos[pos_off[row_of_seq[restart]] + in_row[restart]] != 0
+    for r in np.unique(row_of_seq[restart][bad]):
+        found.append((r, 0, 2, "position_ids do not restart at 0 where a sequence starts"))
+    start = id_off[row_of_seq] + in_row
+    end = np.minimum(start + lens, id_off[row_of_seq + 1])
+    return _Sequences(ids, mask, start, end, row_of_seq), n_ids
+
+
+def _sequence_problems(s: _Sequences, ends: np.ndarray, found: list[tuple[int, int, int, str]], seq0: int) -> None:
+    """Each sequence's mask problems as (row, sequence, check, message): no trained token, a last trained token
+    that is not an end of turn, a mask value other than 0 and 1."""
+    trained = np.flatnonzero(s.mask)
+    k = np.searchsorted(trained, s.end, "left") - 1
+    last = np.where(k >= 0, trained[np.maximum(k, 0)] if len(trained) else -1, -1)
+    has = (last >= s.start) & (s.end > s.start)
+    for i in np.flatnonzero(~has):
+        found.append((s.row[i], seq0 + i, 0, "a sequence with no trained token"))
+    for i in np.flatnonzero(has & ~np.isin(s.ids[np.maximum(last, 0)], ends)):
+        found.append((s.row[i], seq0 + i, 0, "a sequence whose last trained token is not an end of turn"))
+    odd = np.flatnonzero((s.mask != 0) & (s.mask != 1))
+    at = np.searchsorted(s.start, odd, "right") - 1
+    for i in np.unique(at[(at >= 0) & (odd < s.end[np.maximum(at, 0)])]):
+        found.append((s.row[i], seq0 + i, 1, "a loss mask value other than 0 and 1"))
 
 
 @dataclass
@@ -82,37 +99,41 @@ def audit_staged(lake: Lake, cfg: LoadedConfig, st: StagedGold, tok: LoadedToken
     template = chat_template(cfg.pipeline.tokenizer.chat_template, tok)
     # a document ends with the end of text, a conversation's trained turns with the template's end of turn
     document = regime_spec(st.regime).gold_layout == "document"
-    ends = {tok.token_id(t) for t in ((tok.eos,) if document else template.end_tokens(tok))}
+    ends = np.array(sorted({tok.token_id(t) for t in ((tok.eos,) if document else template.end_tokens(tok))}))
     token_problems, mask_problems = _Problems(), _Problems()
     packed = regime_spec(st.regime).packs
-    fills = np.zeros(lake.parquet_file(st.gold_staged).metadata.num_rows if packed else 0, dtype=np.int32)
-    for n, row in enumerate(_rows(lake, st.gold_staged)):
-        where = f"row {n} ({row['record_ids'][0]})"
+    fills: list[np.ndarray] = []
+    pf = lake.parquet_file(st.gold_staged)
+    first_row = 0
+    # row group by row group, column arrays only: a packed row's tokens as Python objects would take ~100 bytes each
+    for g in range(pf.num_row_groups):
+        group = pf.read_row_group(g)
+        tokens: list[tuple[int, int, int, str]] = []
+        masks: list[tuple[int, int, int, str]] = []
         if packed:
-            ids, mask, pos = row["input_ids"], row["loss_mask"], row["position_ids"]
-            if not len(ids) == len(mask) == len(pos) == sum(row["seq_lens"]):
-                token_problems.add(f"{where}: input_ids, loss_mask, position_ids and seq_lens disagree in length")
-            if len(ids) > seq_len:
-                token_problems.add(f"{where}: {len(ids)} tokens, more than seq_len {seq_len}")
-            starts = np.cumsum([0, *row["seq_lens"][:-1]])
-            if (pos[starts[starts < len(pos)]] != 0).any():
-                token_problems.add(f"{where}: position_ids do not restart at 0 where a sequence starts")
-            fills[n] = len(ids)
-        all_ids = [row[name] for name in _IDS if name in row and len(row[name])]
-        if all_ids and (max(a.max() for a in all_ids) >= vocab or min(a.min() for a in all_ids) < 0):
-            token_problems.add(f"{where}: a token id outside the vocabulary of {vocab}")
-        for ids, mask in _sequences(st.regime, row):
-            trained = np.flatnonzero(mask)
-            if not len(trained):
-                mask_problems.add(f"{where}: a sequence with no trained token")
-            elif int(ids[trained[-1]]) not in ends:
-                mask_problems.add(f"{where}: a sequence whose last trained token is not an end of turn")
-            if set(np.unique(mask).tolist()) - {0, 1}:
-                mask_problems.add(f"{where}: a loss mask value other than 0 and 1")
+            seqs, n_ids = _packed(group, tokens, seq_len)
+            fills.append(n_ids)
+            _sequence_problems(seqs, ends, masks, 0)
+        elif regime_spec(st.regime).gold_layout == "pair":
+            for side, seq0 in (("chosen", 0), ("rejected", group.num_rows)):
+                (off, ids), (_, mask) = _flat(group[f"{side}_input_ids"]), _flat(group[f"{side}_loss_mask"])
+                rows = np.arange(group.num_rows)
+                _sequence_problems(_Sequences(ids, mask, off[:-1], off[1:], rows), ends, masks, seq0)
+        for name in (n for n in _IDS if n in group.column_names):
+            off, ids = _flat(group[name])
+            outside = np.flatnonzero((ids >= vocab) | (ids < 0))
+            for r in np.unique(np.searchsorted(off, outside, "right") - 1):
+                tokens.append((r, 0, 3, f"a token id outside the vocabulary of {vocab}"))
+        first_ids = group["record_ids"].combine_chunks()
+        for problems, found in ((token_problems, tokens), (mask_problems, masks)):
+            for r, _, _, message in sorted(set(found)):
+                problems.add(f"row {first_row + r} ({first_ids[int(r)][0]}): {message}")
+        first_row += group.num_rows
+    fills_all = np.concatenate([np.zeros(0, dtype=np.int64), *fills]).astype(np.int32)
     out = {
         "tokens_valid": _outcome("tokens_valid", st, token_problems, {"vocab_size": vocab, "seq_len": seq_len}),
-        "masks": _outcome("masks", st, mask_problems, {"end_tokens": sorted(ends)}),
-        "packing_efficiency": _efficiency(st, fills, seq_len, cfg.pipeline.packing.min_efficiency),
+        "masks": _outcome("masks", st, mask_problems, {"end_tokens": ends.tolist()}),
+        "packing_efficiency": _efficiency(st, fills_all, seq_len, cfg.pipeline.packing.min_efficiency),
         "accounting": _accounting(lake, st),
     }
     return out

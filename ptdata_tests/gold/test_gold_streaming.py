@@ -204,3 +204,40 @@ def test_best_fit_plan_is_the_sorted_packing_with_str_or_bytes_keys():
     row_of, pos_of = best_fit_plan(lengths, keys, 512)
     assert all(row_of[i] == r and pos_of[i] == p for r, members in enumerate(expected) for p, i in enumerate(members))
     assert pack_best_fit([], [], 16) == []
+
+
+def test_the_token_and_mask_audits_name_each_broken_row(lake_home):
+    lake, cfg, tok, st = _stage(lake_home, "broken", batch_rows=64, row_group_bytes=1 << 14)
+    rows = pq.read_table(st.gold_staged).to_pylist()
+    assert pq.ParquetFile(st.gold_staged).num_row_groups > 1 and len(rows) > 9  # problems in several row groups
+    end = tok.token_id("<|im_end|>")
+    rows[3]["input_ids"][0] = tok.vocab_size  # outside the vocabulary
+    rows[6]["position_ids"][0] = 1  # does not restart at the first sequence
+    rows[7]["position_ids"] = rows[7]["position_ids"][:-1]  # a length that disagrees
+    rows[2]["loss_mask"] = [0] * len(rows[2]["loss_mask"])  # every sequence of the row trains nothing
+    rows[5]["loss_mask"][rows[5]["loss_mask"].index(1)] = 2  # a mask value other than 0 and 1
+    first = rows[8]["loss_mask"][: rows[8]["seq_lens"][0]]
+    last = len(first) - 1 - first[::-1].index(1)
+    assert rows[8]["input_ids"][last] == end
+    rows[8]["input_ids"][last] = 5  # the first sequence's last trained token is no end of turn
+    _rewrite(st.gold_staged, pa.Table.from_pylist(rows))
+    audits = audit_staged(lake, cfg, st, tok)
+
+    def where(n: int) -> str:
+        return f"row {n} ({rows[n]['record_ids'][0]})"
+
+    tokens, masks = audits["tokens_valid"], audits["masks"]
+    assert not tokens.passed and tokens.metadata["count"] == 3
+    assert tokens.metadata["problems"] == [
+        f"{where(3)}: a token id outside the vocabulary of {tok.vocab_size}",
+        f"{where(6)}: position_ids do not restart at 0 where a sequence starts",
+        f"{where(7)}: input_ids, loss_mask, position_ids and seq_lens disagree in length",
+    ]
+    empty = len(rows[2]["seq_lens"])
+    assert not masks.passed and masks.metadata["count"] == empty + 2
+    expected = [f"{where(2)}: a sequence with no trained token"] * empty + [
+        f"{where(5)}: a loss mask value other than 0 and 1",
+        f"{where(8)}: a sequence whose last trained token is not an end of turn",
+    ]
+    assert masks.metadata["problems"] == expected[:5]
+    assert audits["packing_efficiency"].passed and audits["accounting"].passed
