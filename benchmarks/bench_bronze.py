@@ -137,6 +137,14 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def publish(text: str, marker: str, results: Path, title: str, write: bool) -> None:
+    """Print a benchmark's report; with `write`, put it into README.md's block and its results file too."""
+    print(text)
+    if write:
+        write_readme(text, marker=marker)
+        results.write_text(f"# {title}\n\n{text}\n")
+
+
 def write_readme(text: str, marker: str = "bench_bronze") -> None:
     """Replace the README's block between `<!-- {marker}:start -->` and `<!-- {marker}:end -->` with `text`."""
     readme = ROOT / "README.md"

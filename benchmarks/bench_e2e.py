@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 import polars as pl
-from bench_bronze import _machine, write_readme
+from bench_bronze import _machine, publish
 from bench_gold_memory import DATE, _ptdata, sentences, write_home
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -220,10 +220,7 @@ def main() -> None:
         table(rows) + f"\n\n_Measured {dt.date.today()} on {_machine()}, PTDATA_WORKERS={args.workers or 'unset'}; "
         "CPU is CPU seconds over wall seconds (200% is two cores busy)._"
     )
-    print(text)
-    if args.write_readme:
-        write_readme(text, marker="bench_e2e")
-        RESULTS.write_text(f"# End to end: `python benchmarks/bench_e2e.py`\n\n{text}\n")
+    publish(text, "bench_e2e", RESULTS, "End to end: `python benchmarks/bench_e2e.py`", args.write_readme)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from bench_bronze import _machine, write_readme
+from bench_bronze import _machine, publish
 from dedup_corpus import _source_texts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,10 +177,9 @@ def main() -> None:
         table(rows) + f"\n\n_Measured {dt.date.today()} on {_machine()}; seconds and peak RSS are those of the "
         "`ptdata materialize --select key:gold_sft` process (start-up, staging, audits and publish)._"
     )
-    print(text)
-    if args.write_readme:
-        write_readme(text, marker="bench_gold_memory")
-        RESULTS.write_text(f"# Gold memory: `python benchmarks/bench_gold_memory.py`\n\n{text}\n")
+    publish(
+        text, "bench_gold_memory", RESULTS, "Gold memory: `python benchmarks/bench_gold_memory.py`", args.write_readme
+    )
 
 
 if __name__ == "__main__":

@@ -46,7 +46,8 @@ def workers_from_env(env: dict[str, str] | None = None) -> int:
     """PTDATA_WORKERS, else every core this process may run on."""
     value = (os.environ if env is None else env).get(WORKERS_ENV, "").strip()
     if not value:
-        return len(os.sched_getaffinity(0))
+        # the cores this process may use (a container's or taskset's share); macOS has no affinity call
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"{WORKERS_ENV}: a positive number of processes, got {value!r}")
     return int(value)
