@@ -29,6 +29,20 @@ def list_array(parts: list[np.ndarray], dtype: type) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
 
 
+def spill_batch(sequences: list[tuple[str, np.ndarray, np.ndarray, bool]]) -> pa.RecordBatch:
+    """(record_id, ids, mask, truncated) sequences as one spill batch: built where they were tokenized (an
+    executor's worker), so the run's process only writes it."""
+    return pa.record_batch(
+        [
+            pa.array([s[0] for s in sequences], type=pa.string()),
+            list_array([s[1] for s in sequences], np.int32),
+            list_array([s[2] for s in sequences], np.int8),
+            pa.array([s[3] for s in sequences], type=pa.bool_()),
+        ],
+        schema=SPILL_SCHEMA,
+    )
+
+
 class Stream:
     """An Arrow IPC stream file on local disk, written batch by batch and read back the same way (not memory
     mapped: mapped pages would count in the process's resident memory)."""
@@ -61,22 +75,14 @@ class Spill(Stream):
         self._lengths: list[np.ndarray] = []
         self._keys: list[np.ndarray] = []
 
-    def add(self, sequences: list[tuple[str, np.ndarray, np.ndarray, bool]]) -> None:
-        if not sequences:
+    def add(self, batch: pa.RecordBatch) -> None:
+        """A batch of `spill_batch`'s."""
+        if not batch.num_rows:
             return
-        rids = [s[0] for s in sequences]
-        batch = pa.record_batch(
-            [
-                pa.array(rids, type=pa.string()),
-                list_array([s[1] for s in sequences], np.int32),
-                list_array([s[2] for s in sequences], np.int8),
-                pa.array([s[3] for s in sequences], type=pa.bool_()),
-            ],
-            schema=SPILL_SCHEMA,
-        )
         self.write(batch)
-        self._lengths.append(np.asarray([len(s[1]) for s in sequences], dtype=np.int32))
-        self._keys.append(np.asarray([r.encode() for r in rids]))
+        offsets = batch.column("ids").offsets.to_numpy()
+        self._lengths.append(np.diff(offsets).astype(np.int32))
+        self._keys.append(np.asarray([r.encode() for r in batch.column("record_id").to_pylist()]))
 
     def close(self) -> None:
         super().close()

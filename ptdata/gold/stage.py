@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from ptdata.core.lake import Lake, TablePartition
 from ptdata.core.regimes import regime as regime_spec
 from ptdata.gold.lake_tokenizer import TOKENIZER_META, GoldInputError
 from ptdata.gold.pack import best_fit_plan, position_ids, truncate_sequence
-from ptdata.gold.spill import CHUNK_SCHEMA, Spill, Stream
+from ptdata.gold.spill import CHUNK_SCHEMA, Spill, Stream, spill_batch
 from ptdata.gold.templates import ChatTemplate, chat_template
 from ptdata.gold.tokenize import (
     LoadedTokenizer,
@@ -73,13 +74,25 @@ class StagedGold:
 
 class _RowGroups:
     """Tables appended to a Parquet writer in row groups of about `limit` Arrow bytes. A file under the limit is
-    one row group, written by one call as a table built whole would be, so small partitions keep their bytes."""
+    one row group, written by one call as a table built whole would be, so small partitions keep their bytes.
+
+    A row group is encoded and compressed on a thread of its own (pyarrow lets go of the GIL) while the caller
+    makes the next; one write at a time, in order, so the bytes are those of writing in line. Used as a context
+    inside the writer's, so no write is left running when the file closes."""
 
     def __init__(self, writer: pq.ParquetWriter, schema: pa.Schema, limit: int) -> None:
         self.writer, self.schema, self.limit = writer, schema, limit
         self.pending: list[pa.Table] = []
         self.pending_bytes = 0
         self.written = False
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="ptdata-gold-write")
+        self._writing: Future | None = None
+
+    def __enter__(self) -> _RowGroups:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._thread.shutdown(wait=True)
 
     def add(self, table: pa.Table) -> None:
         if not table.num_rows:
@@ -91,11 +104,19 @@ class _RowGroups:
 
     def flush(self) -> None:
         if self.pending:
-            self.writer.write_table(pa.concat_tables(self.pending).combine_chunks())
+            table = pa.concat_tables(self.pending).combine_chunks()
+            self._wait()
+            self._writing = self._thread.submit(self.writer.write_table, table)
             self.pending, self.pending_bytes, self.written = [], 0, True
+
+    def _wait(self) -> None:
+        if self._writing is not None:
+            self._writing.result()
+            self._writing = None
 
     def close(self) -> None:
         self.flush()
+        self._wait()
         if not self.written:  # an empty partition is still one (empty) row group with the table's schema
             self.writer.write_table(self.schema.empty_table())
 
@@ -166,9 +187,9 @@ def stage_gold(
         lake.parquet_writer(st.gold_staged, schema) as gold_w,
         lake.parquet_writer(st.rejections_staged, GOLD_REJECTIONS_SCHEMA) as reject_w,
         tempfile.TemporaryDirectory(prefix="ptdata-gold-") as tmp,
+        _RowGroups(gold_w, gold_schema(regime), row_group_bytes) as out,
+        _RowGroups(reject_w, GOLD_REJECTIONS_SCHEMA, row_group_bytes) as rejected_out,
     ):
-        out = _RowGroups(gold_w, gold_schema(regime), row_group_bytes)
-        rejected_out = _RowGroups(reject_w, GOLD_REJECTIONS_SCHEMA, row_group_bytes)
         spill = Spill(Path(tmp) / "sequences.arrow") if spec.packs else None
         groups = range(lake.parquet_file(path).num_row_groups)
         for done in executor.map(_tokenize_row_group, work, groups):
@@ -209,7 +230,7 @@ class _Tokenized:
     the gold rows (pair, prompt), and the rejections; the row layouts' sequence lengths; what it counted."""
 
     counts: StagedGold
-    batches: list[tuple[list[tuple[str, np.ndarray, np.ndarray, bool]], pa.Table | None, pa.Table]]
+    batches: list[tuple[pa.RecordBatch | None, pa.Table | None, pa.Table]]
     lengths: list[np.ndarray]
 
 
@@ -227,13 +248,13 @@ def _tokenize_row_group(work: _GoldWork, group: int) -> _Tokenized:
         st.silver_rows += len(records)
         rejected: dict[str, list] = {name: [] for name in GOLD_REJECTIONS_SCHEMA.names}
         if spec.packs:
-            sequences = _tokenize_packable(regime, records, template, tok, cfg, rejected, st)
+            sequences = spill_batch(_tokenize_packable(regime, records, template, tok, cfg, rejected, st))
             done.batches.append((sequences, None, pa.table(rejected, schema=GOLD_REJECTIONS_SCHEMA)))
             continue
         rows = _RowBatch(records, template, tok, cfg, st, {n: [] for n in gold_schema(regime).names}, rejected)
         (_tokenize_pairs if spec.gold_layout == "pair" else _tokenize_prompts)(rows)
         table = pa.table(rows.rows, schema=gold_schema(regime))
-        done.batches.append(([], table, pa.table(rejected, schema=GOLD_REJECTIONS_SCHEMA)))
+        done.batches.append((None, table, pa.table(rejected, schema=GOLD_REJECTIONS_SCHEMA)))
         done.lengths.append(np.asarray(rows.lengths, dtype=np.int32))
     return done
 
