@@ -174,7 +174,7 @@ def _stage_silver(step: Step, date: dt.date | None, index: EvalIndex) -> Staged:
         f"{step.name} {date}: {st.bronze_rows} bronze, {st.silver_rows} silver, "
         f"{st.bronze_rows - st.silver_rows} rejected ({dict(st.reasons)})"
     )
-    audits = audit_staged(step.lake, step.cfg, st, index)
+    audits = audit_staged(step.lake, step.cfg, st, index, step.executor)
     if not audits["complete_history"].passed:
         step.context.log.warning(audits["complete_history"].description)
     per = max(st.bronze_rows, 1)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import orjson
@@ -169,9 +169,12 @@ def _count(st: StagedSilver, decided: pl.DataFrame) -> None:
         st.eval_removed[eval_set] += 1
 
 
-def iter_texts(lake: Lake, path: str, regime: str) -> Iterator[tuple[str, str, str]]:
-    """(record_id, source, all text) of every record of a silver file, row group by row group."""
+def iter_texts(
+    lake: Lake, path: str, regime: str, groups: Iterable[int] | None = None
+) -> Iterator[tuple[str, str, str]]:
+    """(record_id, source, all text) of every record of a silver file (or of the row groups `groups`), row group
+    by row group."""
     pf = lake.parquet_file(path)
-    for i in range(pf.num_row_groups):
+    for i in range(pf.num_row_groups) if groups is None else groups:
         for rec in pf.read_row_group(i).to_pylist():
             yield rec["record_id"], rec["source"], all_text(regime, rec)
