@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from collections import Counter
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from ptdata.core import catalog
 from ptdata.core.catalog import (
@@ -39,6 +37,7 @@ from ptdata.gold.tokenize import (
     encode_segments,
     special_in_content,
 )
+from ptdata.gold.writer import RowGroupWriter
 
 GOLD_CODE_VERSION = "1"
 # silver records read and tokenized at a time; packed rows made at a time (of sequences worth as many full rows)
@@ -70,55 +69,6 @@ class StagedGold:
     # tokens of each sequence (the longer side of a pair), in silver order: 4 bytes a record
     lengths: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     truncated: int = 0  # records cut to seq_len (packing.overlong: truncate)
-
-
-class _RowGroups:
-    """Tables appended to a Parquet writer in row groups of about `limit` Arrow bytes. A file under the limit is
-    one row group, written by one call as a table built whole would be, so small partitions keep their bytes.
-
-    A row group is encoded and compressed on a thread of its own (pyarrow lets go of the GIL) while the caller
-    makes the next; one write at a time, in order, so the bytes are those of writing in line. Used as a context
-    inside the writer's, so no write is left running when the file closes."""
-
-    def __init__(self, writer: pq.ParquetWriter, schema: pa.Schema, limit: int) -> None:
-        self.writer, self.schema, self.limit = writer, schema, limit
-        self.pending: list[pa.Table] = []
-        self.pending_bytes = 0
-        self.written = False
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="ptdata-gold-write")
-        self._writing: Future | None = None
-
-    def __enter__(self) -> _RowGroups:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._thread.shutdown(wait=True)
-
-    def add(self, table: pa.Table) -> None:
-        if not table.num_rows:
-            return
-        self.pending.append(table)
-        self.pending_bytes += table.nbytes
-        if self.pending_bytes >= self.limit:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.pending:
-            table = pa.concat_tables(self.pending).combine_chunks()
-            self._wait()
-            self._writing = self._thread.submit(self.writer.write_table, table)
-            self.pending, self.pending_bytes, self.written = [], 0, True
-
-    def _wait(self) -> None:
-        if self._writing is not None:
-            self._writing.result()
-            self._writing = None
-
-    def close(self) -> None:
-        self.flush()
-        self._wait()
-        if not self.written:  # an empty partition is still one (empty) row group with the table's schema
-            self.writer.write_table(self.schema.empty_table())
 
 
 def _messages(value: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
@@ -187,8 +137,8 @@ def stage_gold(
         lake.parquet_writer(st.gold_staged, schema) as gold_w,
         lake.parquet_writer(st.rejections_staged, GOLD_REJECTIONS_SCHEMA) as reject_w,
         tempfile.TemporaryDirectory(prefix="ptdata-gold-") as tmp,
-        _RowGroups(gold_w, gold_schema(regime), row_group_bytes) as out,
-        _RowGroups(reject_w, GOLD_REJECTIONS_SCHEMA, row_group_bytes) as rejected_out,
+        RowGroupWriter(gold_w, gold_schema(regime), row_group_bytes) as out,
+        RowGroupWriter(reject_w, GOLD_REJECTIONS_SCHEMA, row_group_bytes) as rejected_out,
     ):
         spill = Spill(Path(tmp) / "sequences.arrow") if spec.packs else None
         groups = range(lake.parquet_file(path).num_row_groups)
@@ -336,7 +286,7 @@ def _tokenize_packable(
 
 
 def _pack(
-    spill: Spill, seq_len: int, date: dt.date, out: _RowGroups, st: StagedGold, tmp: Path, chunk_tokens: int
+    spill: Spill, seq_len: int, date: dt.date, out: RowGroupWriter, st: StagedGold, tmp: Path, chunk_tokens: int
 ) -> None:
     """Pack the spilled sequences best-fit decreasing and write the rows in order, in bounded memory.
 
