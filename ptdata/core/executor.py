@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
+from multiprocessing.util import Finalize
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -129,17 +130,23 @@ _pools: dict[int, ProcessPoolExecutor] = {}
 
 def _pool(workers: int) -> ProcessPoolExecutor:
     if workers not in _pools:
-        for old in _pools.values():
-            old.shutdown(cancel_futures=True)
-        _pools.clear()
+        _shutdown()
         _pools[workers] = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker)
     return _pools[workers]
 
 
-@atexit.register
 def _shutdown() -> None:
     for pool in _pools.values():
         pool.shutdown(cancel_futures=True)
+    _pools.clear()
+
+
+# The pool's workers are child processes that wait for tasks: they must be stopped before this process exits.
+# atexit covers a main process; a multiprocessing child (a step of Dagster's multiprocess executor) skips atexit
+# and instead joins its children on the way out, which would wait for the idle workers forever. multiprocessing's
+# own exit finalizers (priority >= 0) run before that join, in both kinds of process.
+atexit.register(_shutdown)
+Finalize(None, _shutdown, exitpriority=100)
 
 
 def _init_worker() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 
@@ -65,3 +66,19 @@ def test_workers_come_from_ptdata_workers(value, expected):
 def test_a_bad_ptdata_workers_is_refused(value):
     with pytest.raises(ValueError, match="PTDATA_WORKERS"):
         workers_from_env({"PTDATA_WORKERS": value})
+
+
+def _map_in_a_child() -> None:
+    assert [r[0] for r in LocalExecutor(2).map(_square_plus, 0, range(6))] == [t * t for t in range(6)]
+
+
+def test_a_multiprocessing_child_that_used_the_pool_exits():
+    # a step of Dagster's multiprocess executor is such a child: on exit it joins its children, the pool's
+    # workers among them, so the pool must be stopped first or the step never ends
+    child = multiprocessing.get_context("spawn").Process(target=_map_in_a_child)
+    child.start()
+    child.join(timeout=60)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive and child.exitcode == 0
