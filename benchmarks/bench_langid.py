@@ -26,8 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the labelled chat texts live with their tests, which are not installed
 
 from ptdata.silver import langid  # noqa: E402
-from ptdata.silver.langid import MAX_CHARS, MIN_CONFIDENCE, UNDETERMINED, detect_lang, detect_langs, prose  # noqa: E402
+from ptdata.silver.langid import MAX_CHARS, UNDETERMINED, detect_lang, detect_langs  # noqa: E402
 from ptdata_tests.silver.test_langid import CHAT, CODE  # noqa: E402
+from ptdata_tests.silver.test_langid_equivalence import reference_detect  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "langid.md"
 FIXTURES = ROOT / "ptdata" / "demo" / "fixtures"
@@ -61,15 +62,6 @@ def texts_of_length(bank: list[str], length: int, n: int) -> list[str]:
             i += 1
         out.append("\n".join(parts)[:length])
     return out
-
-
-def one_classify_per_text(text: str) -> tuple[str, float]:
-    """detect_lang as it was: the prose cut, the letter check, then py3langid's classify of the one text."""
-    text = prose(text)
-    if len(langid._LETTER.findall(text)) < langid.MIN_LETTERS:
-        return UNDETERMINED, 0.0
-    code, p = langid._identifier().classify(text)
-    return (UNDETERMINED, p) if code == "zxx" or p < MIN_CONFIDENCE else (code, p)
 
 
 def fastest(runs: list[Callable[[], object]], n: int, rounds: int = 5) -> list[float]:
@@ -108,11 +100,11 @@ def main() -> None:
     rows = []
     for length in LENGTHS:
         texts = texts_of_length(bank, length, args.n)
-        if [one_classify_per_text(t) for t in texts] != detect_langs(texts):
+        if [reference_detect(t) for t in texts] != detect_langs(texts):
             raise SystemExit(f"the batch path and py3langid disagree on texts of {length} characters")
         old, batch, single = fastest(
             [
-                lambda texts=texts: [one_classify_per_text(t) for t in texts],
+                lambda texts=texts: [reference_detect(t) for t in texts],
                 lambda texts=texts: detect_langs(texts),
                 lambda texts=texts: [detect_lang(t) for t in texts],
             ],

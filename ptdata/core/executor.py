@@ -14,7 +14,6 @@ workers' CPU time is counted (`worker_cpu_seconds`), so a stage's metadata repor
 
 from __future__ import annotations
 
-import atexit
 import functools
 import os
 import pickle
@@ -62,7 +61,6 @@ class Executor(Protocol):
         ...
 
 
-_cpu_lock = threading.Lock()
 _worker_cpu = 0.0
 
 
@@ -73,8 +71,7 @@ def worker_cpu_seconds() -> float:
 
 def _count_cpu(seconds: float) -> None:
     global _worker_cpu
-    with _cpu_lock:
-        _worker_cpu += seconds
+    _worker_cpu += seconds  # results are taken in the thread that iterates a map, one at a time
 
 
 class LocalExecutor:
@@ -142,10 +139,9 @@ def _shutdown() -> None:
 
 
 # The pool's workers are child processes that wait for tasks: they must be stopped before this process exits.
-# atexit covers a main process; a multiprocessing child (a step of Dagster's multiprocess executor) skips atexit
-# and instead joins its children on the way out, which would wait for the idle workers forever. multiprocessing's
-# own exit finalizers (priority >= 0) run before that join, in both kinds of process.
-atexit.register(_shutdown)
+# A multiprocessing child (a step of Dagster's multiprocess executor) skips atexit and joins its children on the
+# way out, which would wait for the idle workers forever. multiprocessing's exit finalizers (priority >= 0) run
+# before that join, in a child as in a main process (where multiprocessing runs them from atexit).
 Finalize(None, _shutdown, exitpriority=100)
 
 

@@ -95,7 +95,7 @@ def demo_texts(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     return list(dict.fromkeys(_landing_texts(home) + _fixture_texts()))
 
 
-def _reference_detect(text: str) -> tuple[str, float]:
+def reference_detect(text: str) -> tuple[str, float]:
     """detect_lang as it was, one py3langid classify per text."""
     text = prose(text)
     if len(langid._LETTER.findall(text)) < langid.MIN_LETTERS:
@@ -128,7 +128,7 @@ def test_the_demo_texts_classify_exactly_as_py3langid(demo_texts: list[str], bat
 
 def test_detect_langs_gives_the_labels_one_classify_per_text_gave(demo_texts: list[str]) -> None:
     texts = demo_texts + _varied_texts()
-    assert detect_langs(texts) == [_reference_detect(t) for t in texts]
+    assert detect_langs(texts) == [reference_detect(t) for t in texts]
 
 
 def test_feature_counts_are_py3langids_in_its_order() -> None:
