@@ -29,6 +29,8 @@ from multiprocessing.util import Finalize
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from ptdata.core.config import ConfigError
+
 WORKERS_ENV = "PTDATA_WORKERS"
 # tasks in flight per worker: one running, one queued, so a worker never waits for the next
 IN_FLIGHT_PER_WORKER = 2
@@ -49,7 +51,7 @@ def workers_from_env(env: dict[str, str] | None = None) -> int:
         # the cores this process may use (a container's or taskset's share); macOS has no affinity call
         return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{WORKERS_ENV}: a positive number of processes, got {value!r}")
+        raise ConfigError(f"{WORKERS_ENV}: a positive number of processes, got {value!r}")
     return int(value)
 
 

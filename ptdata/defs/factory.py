@@ -104,21 +104,19 @@ class Staged:
 
 @dataclass(frozen=True)
 class Step:
-    """What a `stage` function gets: the run's config (parsed once), the lake, and where to stage."""
+    """What a `stage` function gets: the run's config (parsed once), the lake, where to stage, and the executor of
+    its per-record work."""
 
     cfg: LoadedConfig
     lake: Lake
     ptdata: PtdataResource
     stage_id: str
     context: dg.AssetExecutionContext
+    executor: Executor
 
     @property
     def name(self) -> str:
         return self.context.asset_key.to_user_string()
-
-    @property
-    def executor(self) -> Executor:
-        return self.ptdata.executor()
 
 
 @dataclass(frozen=True)
@@ -192,13 +190,13 @@ def _run(
     run_config: dg.Config | None,
 ) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
     try:
-        cfg = ptdata.config()
-    except ConfigError as e:  # the same file fails the same way again: not retried
+        cfg, executor = ptdata.config(), ptdata.executor()
+    except ConfigError as e:  # the same file or variable fails the same way again: not retried
         raise dg.Failure(description=str(e), allow_retries=False) from None
     lake = ptdata.lake()
     dates: list[dt.date | None] = partition_dates(context) if spec.partitions is not None else [None]
     with exclusive_write(context, ptdata) as writer:
-        step = Step(cfg, lake, ptdata, writer.stage_id, context)
+        step = Step(cfg, lake, ptdata, writer.stage_id, context, executor)
         try:
             shared = spec.prepare(step) if spec.prepare else run_config
             staged = [spec.stage(step, date, shared) for date in dates]

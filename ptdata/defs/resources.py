@@ -54,8 +54,5 @@ class PtdataResource(dg.ConfigurableResource):
 
     def executor(self) -> Executor:
         """Where the per-record work runs: PTDATA_WORKERS processes on this machine (results identical for any
-        number, so it is not part of a code version)."""
-        try:
-            return local_executor()
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
+        number, so it is not part of a code version); a bad PTDATA_WORKERS is a ConfigError."""
+        return local_executor()
