@@ -9,7 +9,8 @@ READMEs (METADATA), licenses and .rst/.md/.txt files (bench_dedup's corpus), dra
 user/assistant exchanges. They land as JSONL in a fresh PTDATA_HOME under benchmarks/.work/ with a one-source
 config, and go through the `ptdata` command only (no ptdata module is imported here): one `ptdata materialize`
 for bronze, eval_index, dedup_signatures, silver_sft and the tokenizer, untimed, then gold_sft alone in a
-process of its own, whose peak RSS (ru_maxrss from wait4: that process and the ones it waited for) is the
+process of its own, whose peak RSS (ru_maxrss from wait4: the largest of that process and the ones it waited
+for, its executor's worker processes among them, each counted alone; bench_e2e sums the process tree) is the
 figure. Gold that streams keeps it flat as the partition grows: the ratio of the two peaks is the one to
 compare across machines (the goal is at most 1.3).
 """
