@@ -1,4 +1,4 @@
-"""Gold benchmarks: packing 1M sequences, and the tokenize-and-mask stage against raw encode_batch.
+"""Gold benchmarks: packing 1M sequences, and the tokenize-and-mask stage against raw encode_batch_fast.
 
     python benchmarks/bench_gold.py                  # prints both tables
     python benchmarks/bench_gold.py --write-readme   # and writes them into README.md
@@ -8,8 +8,8 @@ counts), rows of 4,096 tokens. Naive padding (one sequence a row), first-fit in 
 best-fit decreasing, on the same lengths in one process; efficiency = real tokens / row capacity.
 
 Tokenize and mask: synthetic chat records (bench_bronze's generator) rendered with the chatml template and
-encoded with their loss masks by `encode_segments`, against `Tokenizer.encode_batch` of the same rendered
-strings (the least any tokenization must do), in the same process, with a byte-level BPE of 8,192 tokens
+encoded with their loss masks by `encode_segments`, against `Tokenizer.encode_batch_fast` of the same
+rendered strings (no offsets: the least any tokenization must do), in the same process, with a byte-level BPE of 8,192 tokens
 trained on the records first. Best of three runs each.
 """
 
@@ -69,7 +69,7 @@ def bench_tokenize(n: int) -> dict:
 
     def raw() -> float:
         t0 = time.perf_counter()
-        tok.encode_batch(rendered, add_special_tokens=False)
+        tok.encode_batch_fast(rendered, add_special_tokens=False)
         return time.perf_counter() - t0
 
     def ours() -> float:
@@ -96,7 +96,7 @@ def tables(packing: list[dict], tokenize: dict, n: int) -> str:
     lines += [
         "",
         f"Tokenize and mask, {t['records']:,} chat records (~{t['tokens_per_record']:.0f} tokens each): "
-        f"`encode_batch` of the rendered strings {t['raw_s']:.2f} s, ptdata's render + encode + loss mask "
+        f"`encode_batch_fast` of the rendered strings {t['raw_s']:.2f} s, ptdata's render + encode + loss mask "
         f"{t['ours_s']:.2f} s: **{t['ratio']:.2f}×** the raw encode.",
     ]
     return "\n".join(lines)
