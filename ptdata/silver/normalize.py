@@ -76,6 +76,11 @@ _LINE_BREAKS = re.compile("\r\n?|[\x0b\x0c\u2028\u2029]")
 _CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\ufeff]")
 # Whitespace other than the newline at the end of a line: spaces, tabs, NBSP, ideographic space.
 _TRAILING_WS = re.compile(r"[^\S\n]+$", re.MULTILINE)
+# These two passes were most of the time normalize_text took on text that needs neither (most text): their
+# patterns start with a class or an alternation, so the regex engine tries every position. The substring tests
+# in front of them run at memchr speed and are exact: the line-break pass changes nothing without one of its
+# characters, and in ASCII text whose line breaks and control characters are gone the only whitespace besides
+# "\n" is " " and "\t", so a line ends in whitespace only before a "\n" or at the end of the text.
 
 
 def normalize_text(s: str) -> str:
@@ -86,11 +91,13 @@ def normalize_text(s: str) -> str:
         s = ftfy.fix_text(s, _FTFY_CONFIG)
     if "\x1b" in s:
         s = _ANSI.sub("", s)
-    s = _LINE_BREAKS.sub("\n", s)
+    if "\r" in s or "\x0b" in s or "\x0c" in s or not ascii_only and ("\u2028" in s or "\u2029" in s):
+        s = _LINE_BREAKS.sub("\n", s)
     s = _CONTROL.sub("", s)
     if not ascii_only and not unicodedata.is_normalized("NFC", s):
         s = unicodedata.normalize("NFC", s)
-    s = _TRAILING_WS.sub("", s)
+    if not ascii_only or " \n" in s or "\t\n" in s or s.endswith((" ", "\t")):
+        s = _TRAILING_WS.sub("", s)
     # every line is right-stripped now, so blank lines at the ends are bare "\n"s; the first line's
     # indentation survives because only newlines are stripped
     return s.strip("\n")

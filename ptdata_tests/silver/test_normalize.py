@@ -192,3 +192,33 @@ def test_dedup_key_separates_words_at_punctuation_and_keeps_symbols() -> None:
     assert dedup_key_text("end.Start") == "end start"
     assert dedup_key_text("x^2 + 1 = $5") == "x^2 + 1 = $5"  # symbols (Sm, Sc, Sk) are not punctuation
     assert dedup_key_text("¿Qué? ¡Sí!") == "qué sí"
+
+
+def _normalize_every_pass(s: str) -> str:
+    """normalize_text with every regex pass run unconditionally: what the substring tests in front of the
+    line-break and trailing-whitespace passes must not change."""
+    from ptdata.silver import normalize as n
+
+    ascii_only = s.isascii()
+    if not ascii_only and (n._SURROGATES.search(s) or (n._MOJIBAKE_CHARS.search(s) and n.is_bad(s))):
+        s = n.ftfy.fix_text(s, n._FTFY_CONFIG)
+    s = n._ANSI.sub("", s)
+    s = n._CONTROL.sub("", n._LINE_BREAKS.sub("\n", s))
+    if not ascii_only:
+        s = n.unicodedata.normalize("NFC", s)
+    return n._TRAILING_WS.sub("", s).strip("\n")
+
+
+def test_the_fast_paths_change_nothing_the_passes_would_not() -> None:
+    import random
+
+    # every character class the passes treat differently, ASCII and not, and the sequences that form them
+    alphabet = [
+        "a", "Z", "1", ".", " ", "  ", "\t", "\n", "\n\n", "\r", "\r\n", "\x0b", "\x0c", "\x00", "\x08", "\x1c",
+        "\x1f", "\x7f", "\x1b[31m", "\x1b", "é", "e\u0301", "\u2028", "\u2029", "\xa0", "\u3000", "\x85", "\ufeff",
+        "中", "😀",
+    ]  # fmt: skip
+    rng = random.Random(12)
+    for _ in range(20_000):
+        text = "".join(rng.choices(alphabet, k=rng.randint(0, 12)))
+        assert normalize_text(text) == _normalize_every_pass(text), repr(text)
