@@ -69,18 +69,14 @@ _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@
 # Vertical tab and form feed separate lines (page breaks in text files, sections in old C and Lisp sources);
 # deleting them would glue the words on either side together, so they become line breaks. U+2028 and U+2029
 # are Unicode's own line and paragraph separators.
-_LINE_BREAKS = re.compile("\r\n?|[\x0b\x0c\u2028\u2029]")
+_BREAK_CHARS = "\r\x0b\x0c\u2028\u2029"
+_LINE_BREAKS = re.compile(f"\r\n?|[{_BREAK_CHARS}]")
 # C0 controls except tab and newline (CR, VT and FF are gone by now), DEL, C1 controls left over after ftfy
 # (those that were not Windows-1252 mojibake), and the byte-order mark that file concatenation leaves inside
 # text.
 _CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\ufeff]")
 # Whitespace other than the newline at the end of a line: spaces, tabs, NBSP, ideographic space.
 _TRAILING_WS = re.compile(r"[^\S\n]+$", re.MULTILINE)
-# These two passes were most of the time normalize_text took on text that needs neither (most text): their
-# patterns start with a class or an alternation, so the regex engine tries every position. The substring tests
-# in front of them run at memchr speed and are exact: the line-break pass changes nothing without one of its
-# characters, and in ASCII text whose line breaks and control characters are gone the only whitespace besides
-# "\n" is " " and "\t", so a line ends in whitespace only before a "\n" or at the end of the text.
 
 
 def normalize_text(s: str) -> str:
@@ -91,7 +87,12 @@ def normalize_text(s: str) -> str:
         s = ftfy.fix_text(s, _FTFY_CONFIG)
     if "\x1b" in s:
         s = _ANSI.sub("", s)
-    if "\r" in s or "\x0b" in s or "\x0c" in s or not ascii_only and ("\u2028" in s or "\u2029" in s):
+    # The line-break and trailing-whitespace passes were most of the time this took on text that needs neither
+    # (most text): their patterns start with an alternation or a class, so the regex engine tries every position.
+    # The substring tests in front of them run at memchr speed and are exact: the line-break pass changes nothing
+    # without one of its characters, and in ASCII text whose line breaks and control characters are gone the
+    # only whitespace besides "\n" is " " and "\t", so a line ends in whitespace only before a "\n" or at the end.
+    if any(map(s.__contains__, _BREAK_CHARS)):
         s = _LINE_BREAKS.sub("\n", s)
     s = _CONTROL.sub("", s)
     if not ascii_only and not unicodedata.is_normalized("NFC", s):
