@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Encoding, Tokenizer, decoders, models, pre_tokenizers, trainers
 
 # the special tokens of ptdata's own tokenizer: end of text, and those of the built-in chat templates
 EOS = "<|endoftext|>"
@@ -168,25 +169,38 @@ def encode_segments(tok: Tokenizer, records: Sequence[Sequence[Segment]]) -> lis
     lengths = token_byte_lengths(tok)
     if lengths is None:
         return _encode_with_offsets(tok, rendered)
-    out: list[tuple[np.ndarray, np.ndarray]] = []
-    mismatched: list[int] = []
+    if not rendered:
+        return []
     encodings = tok.encode_batch_fast([r.text for r in rendered], add_special_tokens=False)
-    for i, (enc, r) in enumerate(zip(encodings, rendered, strict=True)):
-        ids = np.asarray(enc.ids, dtype=np.int32)
-        ends = np.cumsum(lengths[ids])
-        if (int(ends[-1]) if len(ids) else 0) != r.size:
-            mismatched.append(i)
-            out.append((ids, np.zeros(0, dtype=np.int8)))
-            continue
-        starts = ends - lengths[ids]
-        mask = np.zeros(len(ids), dtype=np.int8)
-        for a, b in r.bytes:
-            first, stop = np.searchsorted(starts, (a, b))
-            mask[first:stop] = 1
-        out.append((ids, mask))
+    ids, tok_off = _flat_ids(encodings)
+    # the whole batch at once: each token's start in bytes from the batch's first byte, each record's first
+    # byte (from its tokens, so one record whose tokens do not add up to its bytes moves no other record)
+    widths = lengths[ids]
+    starts = np.cumsum(widths) - widths
+    first_byte = np.r_[starts, starts[-1] + widths[-1] if len(ids) else 0][tok_off]
+    sizes = np.fromiter((r.size for r in rendered), dtype=np.int64, count=len(rendered))
+    fits = np.diff(first_byte) == sizes
+    # a token is trained when it starts inside a trained span: +1 at a span's first token, -1 after its last
+    spans = [(i, a, b) for i, r in enumerate(rendered) if fits[i] for a, b in r.bytes]
+    edges = np.zeros(len(ids) + 1, dtype=np.int32)
+    if spans:
+        rec, a, b = np.asarray(spans, dtype=np.int64).T
+        np.add.at(edges, np.searchsorted(starts, first_byte[rec] + a), 1)
+        np.add.at(edges, np.searchsorted(starts, first_byte[rec] + b), -1)
+    mask = (np.cumsum(edges[:-1]) > 0).astype(np.int8)
+    out = list(zip(np.split(ids, tok_off[1:-1]), np.split(mask, tok_off[1:-1]), strict=True))
+    mismatched = np.flatnonzero(~fits).tolist()
     for i, encoded in zip(mismatched, _encode_with_offsets(tok, [rendered[i] for i in mismatched]), strict=True):
         out[i] = encoded
     return out
+
+
+def _flat_ids(encodings: Sequence[Encoding]) -> tuple[np.ndarray, np.ndarray]:
+    """The ids of every encoding end to end (int32), and where each encoding's start ([0, ..., total])."""
+    per = [e.ids for e in encodings]
+    counts = np.fromiter(map(len, per), dtype=np.int64, count=len(per))
+    tok_off = np.r_[0, np.cumsum(counts)]
+    return np.fromiter(itertools.chain.from_iterable(per), dtype=np.int32, count=int(tok_off[-1])), tok_off
 
 
 def _encode_with_offsets(tok: Tokenizer, rendered: list[_Rendered]) -> list[tuple[np.ndarray, np.ndarray]]:

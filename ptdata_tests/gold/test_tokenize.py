@@ -161,6 +161,24 @@ def test_the_fast_path_masks_as_the_offsets_do(tok):
     assert sum(int(m.sum()) for _, m in fast) > 0
 
 
+def test_a_record_whose_tokens_miss_its_bytes_takes_the_offsets_path_alone(tok, monkeypatch):
+    rng = random.Random(8)
+    records = [_random_segments(rng) for _ in range(200)]
+    offsets = _encode_with_offsets(tok.tokenizer, [_render(r) for r in records])
+    # one token made a byte too wide: the records holding it no longer add up and must take the offsets path,
+    # and the records after them in the batch must be masked as before
+    wide = int(offsets[0][0][0])
+    lengths = token_byte_lengths(tok.tokenizer).copy()
+    lengths[wide] += 1
+    monkeypatch.setattr("ptdata.gold.tokenize.token_byte_lengths", lambda _: lengths)
+    holding = [wide in ids for ids, _ in offsets]
+    assert 0 < sum(holding) < len(records)
+    fast = encode_segments(tok.tokenizer, records)
+    for (ids, mask), (ids2, mask2) in zip(fast, offsets, strict=True):
+        assert ids.tolist() == ids2.tolist() and mask.tolist() == mask2.tolist()
+    assert encode_segments(tok.tokenizer, []) == []
+
+
 def test_a_tokenizer_with_a_normalizer_takes_the_offsets_path(tok):
     norm = Tokenizer.from_str(tok.tokenizer.to_str())
     norm.normalizer = normalizers.NFC()
