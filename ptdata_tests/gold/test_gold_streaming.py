@@ -15,7 +15,7 @@ import pytest
 from ptdata.core.lake import Lake, TablePartition
 from ptdata.gold.audits import audit_staged
 from ptdata.gold.lake_tokenizer import load_lake_tokenizer
-from ptdata.gold.pack import _Fenwick, best_fit_plan, pack_best_fit, position_ids
+from ptdata.gold.pack import best_fit_plan, pack_best_fit, position_ids
 from ptdata.gold.stage import StagedGold, _tokenize_packable, stage_gold
 from ptdata.gold.templates import chat_template
 from ptdata_tests.conftest import landing, run
@@ -28,26 +28,21 @@ PACKING = {"seq_len": SEQ_LEN, "min_efficiency": 0.0, "overlong": "truncate"}
 
 
 def _reference_pack(lengths: list[int], keys: list[str], capacity: int) -> list[list[int]]:
-    """Best-fit decreasing as gold packed before it streamed: sorted() over (length, key), one list per row."""
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], keys[i]))
-    free = _Fenwick(capacity + 1)
-    rows_with_room: list[list[int]] = [[] for _ in range(capacity + 1)]
-    room: list[int] = []
-    rows: list[list[int]] = []
-    for i in order:
-        r = free.first_at_or_after(lengths[i])
-        if r is None:
+    """Best-fit decreasing by a scan of every open row, sorted() over (length, key): the least room that fits, ties
+    to the row that came to that room last (the plan keeps rows of equal room as a stack). One list per row."""
+    room, since, rows = [], [], []
+    for step, i in enumerate(sorted(range(len(lengths)), key=lambda i: (-lengths[i], keys[i]))):
+        fits = [r for r in range(len(rows)) if room[r] >= lengths[i]]
+        if fits:
+            row = min(fits, key=lambda r: (room[r], -since[r]))
+        else:
             row = len(rows)
             rows.append([])
             room.append(capacity)
-        else:
-            row = rows_with_room[r].pop()
-            free.add(r, -1)
+            since.append(step)
         rows[row].append(i)
         room[row] -= lengths[i]
-        if room[row]:
-            rows_with_room[room[row]].append(row)
-            free.add(room[row], 1)
+        since[row] = step
     return rows
 
 

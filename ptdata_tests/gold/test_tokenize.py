@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer, normalizers
 
-from ptdata.gold.pack import best_fit_plan, pack_best_fit, pack_first_fit, position_ids, truncate_sequence
+from ptdata.gold.pack import pack_best_fit, pack_first_fit, position_ids, truncate_sequence
 from ptdata.gold.templates import chat_template
 from ptdata.gold.tokenize import (
     EOS,
@@ -228,36 +228,6 @@ def test_best_fit_picks_the_tightest_row():
     assert rows == [[0], [1, 3], [2]]
     with pytest.raises(ValueError, match="lengths must be"):
         pack_best_fit([7], ["a"], 6)
-
-
-def _best_fit_by_scan(lengths, keys, capacity):
-    """best_fit_plan by a scan of every open row: the least room that fits, ties to the row that came to that
-    room last (the plan's rows with equal room are a stack)."""
-    room, since, placed, row_of, pos_of = [], [], [], {}, {}
-    for step, i in enumerate(sorted(range(len(lengths)), key=lambda i: (-lengths[i], keys[i]))):
-        fits = [r for r in range(len(room)) if room[r] >= lengths[i]]
-        if fits:
-            row = min(fits, key=lambda r: (room[r], -since[r]))
-        else:
-            row = len(room)
-            room.append(capacity)
-            since.append(step)
-            placed.append(0)
-        row_of[i], pos_of[i] = row, placed[row]
-        placed[row] += 1
-        room[row] -= lengths[i]
-        since[row] = step
-    return [row_of[i] for i in range(len(lengths))], [pos_of[i] for i in range(len(lengths))]
-
-
-def test_best_fit_plan_is_best_fit_decreasing_by_a_scan_of_every_row():
-    rng = np.random.default_rng(11)
-    for _ in range(40):
-        capacity = int(rng.integers(1, 64))
-        lengths = rng.integers(1, capacity + 1, int(rng.integers(1, 300)))  # few distinct lengths: many ties
-        keys = [f"k{int(k):04d}" for k in rng.permutation(len(lengths))]
-        row_of, pos_of = best_fit_plan(lengths, keys, capacity)
-        assert (row_of.tolist(), pos_of.tolist()) == _best_fit_by_scan(lengths.tolist(), keys, capacity)
 
 
 def test_position_ids_restart_per_sequence():
