@@ -236,3 +236,16 @@ def test_the_token_and_mask_audits_name_each_broken_row(lake_home):
     ]
     assert masks.metadata["problems"] == expected[:5]
     assert audits["packing_efficiency"].passed and audits["accounting"].passed
+
+
+def test_the_tokenizer_corpus_stops_at_its_cap_per_vocabulary_entry(lake_home, monkeypatch):
+    import ptdata.gold.lake_tokenizer as lake_tokenizer
+    from ptdata.core.regimes import all_text
+
+    lake, cfg = Lake(lake_home.lake), lake_home.load_config()
+    every = lake_tokenizer._silver_texts(lake, cfg)
+    silver = lake.read_table(lake.path(TablePartition("silver", "silver_sft", DATE))).to_pylist()
+    assert every == [all_text("sft", r) for r in silver]  # under the cap: all of silver, in its order
+    cap = sum(map(len, every[:10])) - 1  # reached inside the tenth text
+    monkeypatch.setattr(lake_tokenizer, "TRAIN_CHARS_PER_ENTRY", cap / cfg.pipeline.tokenizer.vocab_size)
+    assert lake_tokenizer._silver_texts(lake, cfg) == every[:10]
