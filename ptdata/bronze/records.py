@@ -6,7 +6,9 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import xxhash
@@ -45,17 +47,26 @@ class SourceStats:
     reasons: Counter[str] = field(default_factory=Counter)
 
 
-class BronzeBatcher:
-    """Turns one source's raw records into bronze and quarantine batches of at most `batch_rows` rows."""
+class Chunk(NamedTuple):
+    """Mapped records of one source: their bronze rows, their quarantine rows, and, in input order, whether each
+    record went to bronze (True) or to quarantine (False)."""
 
-    def __init__(self, regime: str, date: dt.date, batch_rows: int) -> None:
+    rows: pa.RecordBatch
+    rejects: pa.RecordBatch
+    to_bronze: np.ndarray
+
+
+class BronzeBatcher:
+    """Maps one source's raw records into bronze and quarantine columns; `flush` makes them a Chunk."""
+
+    def __init__(self, regime: str, date: dt.date) -> None:
         self.regime = regime
         self.date = date
-        self.batch_rows = batch_rows
         self.schema = bronze_schema(regime)
         self.regime_columns = regime_spec(regime).column_names
         self._rows: dict[str, list] = {f.name: [] for f in self.schema}
         self._quarantine: dict[str, list] = {f.name: [] for f in QUARANTINE_SCHEMA}
+        self._to_bronze: list[bool] = []
 
     def _quarantine_row(self, source: str, rec: RawRecord, error: str) -> None:
         q = self._quarantine
@@ -67,6 +78,7 @@ class BronzeBatcher:
         q["reason"].append(error.split(":", 1)[0])
         q["error"].append(error)
         q["raw"].append(cut_raw(rec.raw))
+        self._to_bronze.append(False)
 
     def add(self, source: SourceConfig, rec: RawRecord, stats: SourceStats) -> None:
         stats.records += 1
@@ -94,28 +106,65 @@ class BronzeBatcher:
         for name in self.regime_columns:
             r[name].append(cols[name])
         r["meta"].append(orjson.dumps(meta, option=orjson.OPT_SORT_KEYS, default=str).decode() if meta else None)
+        self._to_bronze.append(True)
 
-    def full(self) -> bool:
-        return len(self._rows["record_id"]) >= self.batch_rows or len(self._quarantine["record_id"]) >= self.batch_rows
+    def __len__(self) -> int:
+        return len(self._to_bronze)
 
-    def flush(self) -> tuple[pa.RecordBatch | None, pa.RecordBatch | None]:
-        out = []
+    def flush(self) -> Chunk:
+        batches = []
         for cols, schema in ((self._rows, self.schema), (self._quarantine, QUARANTINE_SCHEMA)):
-            if cols["record_id"]:
-                out.append(pa.RecordBatch.from_arrays([pa.array(cols[f.name], f.type) for f in schema], schema=schema))
-                for v in cols.values():
-                    v.clear()
-            else:
-                out.append(None)
-        return out[0], out[1]
+            batches.append(pa.RecordBatch.from_arrays([pa.array(cols[f.name], f.type) for f in schema], schema=schema))
+            for v in cols.values():
+                v.clear()
+        chunk = Chunk(*batches, np.array(self._to_bronze, dtype=bool))
+        self._to_bronze.clear()
+        return chunk
 
 
-def bronze_batches(
-    source: SourceConfig, records: Iterable[RawRecord], batcher: BronzeBatcher, stats: SourceStats
-) -> Iterator[tuple[pa.RecordBatch | None, pa.RecordBatch | None]]:
-    """Map a source's records, yielding (bronze, quarantine) batches as they fill and a last partial one."""
+def map_records(
+    source: SourceConfig, records: Iterable[RawRecord], regime: str, date: dt.date, stats: SourceStats, rows: int
+) -> Iterator[Chunk]:
+    """A source's records mapped, in chunks of `rows` records (and a last, smaller or empty one)."""
+    batcher = BronzeBatcher(regime, date)
     for rec in records:
         batcher.add(source, rec, stats)
-        if batcher.full():
+        if len(batcher) >= rows:
             yield batcher.flush()
     yield batcher.flush()
+
+
+class RowGroups:
+    """Cuts a source's chunks, however the records were split into them, into the batches bronze writes as row
+    groups: a batch ends with the record that brings the bronze rows or the quarantined rows since the last cut
+    to `batch_rows`, and at the source's end. So the files are the same for any number of workers and parts."""
+
+    def __init__(self, batch_rows: int) -> None:
+        self.batch_rows = batch_rows
+        self._rows: list[pa.RecordBatch] = []
+        self._rejects: list[pa.RecordBatch] = []
+        self._bronze = self._quarantined = 0
+
+    def add(self, chunk: Chunk) -> Iterator[tuple[pa.RecordBatch | None, pa.RecordBatch | None]]:
+        flags, b, q = chunk.to_bronze, 0, 0  # b, q: the chunk's bronze and quarantine rows taken so far
+        while b + q < len(flags):
+            rest = flags[b + q :]
+            bronze = np.cumsum(rest)
+            quarantined = np.arange(1, len(rest) + 1) - bronze
+            full = (bronze >= self.batch_rows - self._bronze) | (quarantined >= self.batch_rows - self._quarantined)
+            cut = int(np.argmax(full)) if full.any() else len(rest) - 1
+            nb, nq = int(bronze[cut]), int(quarantined[cut])
+            self._rows.append(chunk.rows.slice(b, nb))
+            self._rejects.append(chunk.rejects.slice(q, nq))
+            self._bronze, self._quarantined, b, q = self._bronze + nb, self._quarantined + nq, b + nb, q + nq
+            if full.any():
+                yield self.cut()
+
+    def cut(self) -> tuple[pa.RecordBatch | None, pa.RecordBatch | None]:
+        """The batches since the last cut (None for a side without rows), and start anew."""
+        out = tuple(
+            pa.concat_batches(parts) if n else None
+            for parts, n in ((self._rows, self._bronze), (self._rejects, self._quarantined))
+        )
+        self._rows, self._rejects, self._bronze, self._quarantined = [], [], 0, 0
+        return out  # type: ignore[return-value]

@@ -29,7 +29,7 @@ GATES = (
 def _stage(step: Step, date: dt.date | None, _: Any) -> Staged:
     regime = step.name.removeprefix("bronze_")
     try:
-        st = stage_bronze(step.cfg, step.lake, step.ptdata.landing, regime, date, step.stage_id)
+        st = stage_bronze(step.cfg, step.lake, step.ptdata.landing, regime, date, step.stage_id, executor=step.executor)
     except SourceUnavailable as e:
         retries = step.cfg.pipeline.automation.source_retries
         attempt = f"attempt {step.context.retry_number + 1} of {retries + 1}"

@@ -13,6 +13,7 @@ import gzip
 import io
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -127,16 +128,28 @@ def _skip_rest_of_line(f: IO[bytes], chunk: int) -> int:
             return skipped
 
 
-def read_jsonl(path: Path, rel: str, ctx: SourceContext) -> Iterator[RawRecord]:
+def read_jsonl(
+    path: Path, rel: str, ctx: SourceContext, start: int = 0, end: int | None = None, first_line: int = 1
+) -> Iterator[RawRecord]:
+    """The records of a JSON-lines file, or of its whole lines in bytes [start, end) (an uncompressed file, see
+    FilePart), the first of them line `first_line`."""
     cap = ctx.max_record_bytes
     with open_decompressed(path) as f:
-        lineno = 0
+        if start:
+            f.seek(start)
+        lineno, pos = first_line - 1, start
         try:
-            for line in iter(lambda: f.readline(cap + 1), b""):
+            while end is None or pos < end:
+                line = f.readline(cap + 1)
+                if not line:
+                    break
+                pos += len(line)
                 lineno += 1
                 uri = f"{rel}:{lineno}"
                 if len(line) > cap and not line.endswith(b"\n"):
-                    size = len(line) + _skip_rest_of_line(f, cap)
+                    rest = _skip_rest_of_line(f, cap)
+                    pos += rest
+                    size = len(line) + rest
                     yield error_record(uri, "too_large", f"line of {size} bytes > max_record_bytes {cap}", line[:4096])
                     continue
                 if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):
@@ -151,6 +164,21 @@ def read_jsonl(path: Path, rel: str, ctx: SourceContext) -> Iterator[RawRecord]:
                 yield RawRecord(source_uri=uri, payload=obj, raw=line, nbytes=len(line))
         except _BROKEN_STREAM as e:
             yield error_record(rel, "truncated_file", f"after line {lineno}: {e}")
+
+
+def _line_ranges(path: Path, part_bytes: int) -> list[tuple[int, int, int]]:
+    """(start, end, first line) of consecutive byte ranges of whole lines of an uncompressed file, each the first
+    `part_bytes` after the last one and on to the end of the line they cut."""
+    ranges, start, line = [], 0, 1
+    with path.open("rb") as f:
+        while chunk := f.read(part_bytes):
+            end, lines = start + len(chunk), chunk.count(b"\n")
+            while not chunk.endswith(b"\n") and (chunk := f.readline(1 << 20)):
+                end += len(chunk)
+                lines += chunk.endswith(b"\n")
+            ranges.append((start, end, line))
+            start, line = end, line + lines
+    return ranges
 
 
 def _records_of_json(value: Any) -> tuple[list[Any], bool]:
@@ -300,7 +328,26 @@ _READERS = {
 }
 
 
-def read_files(source: FilesSource, ctx: SourceContext) -> Iterator[RawRecord]:
+@dataclass(frozen=True)
+class FilePart:
+    """What one task reads of a landing file: all of it, or (an uncompressed JSON-lines file larger than a part)
+    the whole lines in bytes [start, end), the first of them line `first_line`, so that `source_uri` numbers
+    lines in the file whichever task reads them. `bounded`: its input is at most about a part's bytes."""
+
+    path: Path
+    rel: str
+    fmt: str | None  # None: the format could not be told, for the reason in `error`
+    error: str | None = None
+    start: int = 0
+    end: int | None = None
+    first_line: int = 1
+    bounded: bool = False
+
+
+def file_parts(source: FilesSource, ctx: SourceContext, part_bytes: int | None = None) -> list[FilePart]:
+    """The partition's landing files in order, as whole files or, given `part_bytes`, JSON-lines files cut into
+    parts of about that many bytes. Counts every file's size into ctx.bytes_read and notes the empty ones."""
+    parts = []
     for path in list_files(ctx.landing_dir):
         rel = path.relative_to(ctx.landing_dir).as_posix()
         size = path.stat().st_size
@@ -311,6 +358,25 @@ def read_files(source: FilesSource, ctx: SourceContext) -> Iterator[RawRecord]:
         try:
             fmt = file_format(path, source.format)
         except _BROKEN_STREAM as e:
-            yield error_record(rel, "unreadable_file", str(e))
+            parts.append(FilePart(path, rel, None, str(e)))
             continue
-        yield from _READERS[fmt](path, rel, ctx)
+        plain = part_bytes is not None and _compression(path) is None
+        if plain and fmt == "jsonl" and size > part_bytes:
+            parts += [FilePart(path, rel, fmt, None, *r, bounded=True) for r in _line_ranges(path, part_bytes)]
+        else:
+            parts.append(FilePart(path, rel, fmt, bounded=plain and size <= part_bytes))
+    return parts
+
+
+def read_part(part: FilePart, ctx: SourceContext) -> Iterator[RawRecord]:
+    if part.fmt is None:
+        yield error_record(part.rel, "unreadable_file", part.error or "")
+    elif part.end is not None:
+        yield from read_jsonl(part.path, part.rel, ctx, part.start, part.end, part.first_line)
+    else:
+        yield from _READERS[part.fmt](part.path, part.rel, ctx)
+
+
+def read_files(source: FilesSource, ctx: SourceContext) -> Iterator[RawRecord]:
+    for part in file_parts(source, ctx):
+        yield from read_part(part, ctx)
