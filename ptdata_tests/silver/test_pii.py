@@ -304,3 +304,16 @@ def test_precision_and_recall_per_type_on_the_labelled_set() -> None:
         if s.precision < TARGET or s.recall < TARGET
     }
     assert not low, f"types below {TARGET} (precision, recall): {low}"
+
+
+def test_the_digit_gate_is_the_regex_on_ascii_and_unicode_text():
+    import random
+    import re
+
+    from ptdata.silver.pii import _has_digit
+
+    rng = random.Random(5)
+    alphabet = "ab ,.-+@:\n" + "0123456789" + "٣३３²½Ⅻé東"  # Arabic-Indic, Devanagari, fullwidth: \d; ², ½, Ⅻ: not
+    for _ in range(5000):
+        text = "".join(rng.choices(alphabet, weights=[30] * 10 + [1] * 10 + [2] * 8, k=rng.randint(0, 30)))
+        assert _has_digit(text) == bool(re.search(r"\d", text)), text

@@ -45,6 +45,27 @@ from ptdata.silver.pii.types import PII_TYPES, PLACEHOLDER_RE, PRIORITY, SECRET_
 _DIGIT = re.compile(r"\d")
 
 
+def _has_digit(text: str) -> bool:
+    """Whether `text` has a decimal digit (what the number detectors' \\d matches). In ASCII text that is 0-9 alone,
+    and ten substring tests run at memchr speed where the regex steps through every character (written out, not
+    as any() over a generator, which would cost twice as much: ~4.5x faster than the regex on chat text)."""
+    if text.isascii():
+        t = text
+        return (
+            "0" in t
+            or "1" in t
+            or "2" in t
+            or "3" in t
+            or "4" in t
+            or "5" in t
+            or "6" in t
+            or "7" in t
+            or "8" in t
+            or "9" in t
+        )
+    return _DIGIT.search(text) is not None
+
+
 def find_pii(text: str, allow: Allowlist = DEFAULT_ALLOWLIST, region: str = "US") -> list[Span]:
     """Every span of personal data or secret in `text`, sorted by start, non-overlapping.
 
@@ -55,7 +76,7 @@ def find_pii(text: str, allow: Allowlist = DEFAULT_ALLOWLIST, region: str = "US"
     if not text:
         return []
     found: list[Span] = [*find_emails(text, allow), *find_secrets(text), *find_ipv6(text, allow)]
-    if _DIGIT.search(text):
+    if _has_digit(text):
         runs = list(NUMBER_RUN.finditer(text))
         found += [
             *find_ipv4(text, allow),
