@@ -52,8 +52,8 @@ class Stream:
         self.sink = pa.OSFile(str(path), "wb")
         self.writer = pa.ipc.new_stream(self.sink, schema, options=IPC)
 
-    def write(self, batch: pa.RecordBatch) -> None:
-        self.writer.write_batch(batch)
+    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
+        self.writer.write(batch)
 
     def close(self) -> None:
         self.writer.close()

@@ -143,6 +143,10 @@ def test_streamed_gold_rows_are_the_in_memory_packing_rows(lake_home, monkeypatc
     monkeypatch.setattr("ptdata.gold.stage.MAX_CHUNK_FILES", 2)
     _, _, _, few = _stage(lake_home, "few-files", batch_rows=16)
     assert pq.read_table(few.gold_staged).to_pylist() == expected
+    # the spill sent to the chunk files a batch at a time, not in groups: the same rows
+    monkeypatch.setattr("ptdata.gold.stage.SPILL_GROUP_BYTES", 1)
+    _, _, _, ungrouped = _stage(lake_home, "ungrouped", batch_rows=16)
+    assert pq.read_table(ungrouped.gold_staged).to_pylist() == expected
     monkeypatch.undo()
     # the default sizes: one batch, one row group, the same rows
     _, _, _, whole = _stage(lake_home, "one-batch")
