@@ -317,3 +317,17 @@ def test_regime_defaults_and_validation() -> None:
         QualityRules.for_regime("chat")
     with pytest.raises(ValueError, match="unknown regime"):
         evaluate("chat", {}, SFT)
+
+
+def test_the_last_word_is_the_regex_s_from_the_end():
+    import random
+    import re
+
+    from ptdata.silver.quality.truncated import _last_word
+
+    rng = random.Random(9)
+    alphabet = "ab_9 .,\n\t-é東٣²½\u200d\ufe0f"  # ², ½: numeric, so alphanumeric, and \w as well
+    for _ in range(20000):
+        t = "".join(rng.choices(alphabet, k=rng.randint(0, 12)))
+        m = re.search(r"\w+$", t)
+        assert _last_word(t) == (m.group() if m else ""), repr(t)

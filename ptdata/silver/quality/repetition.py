@@ -67,6 +67,8 @@ def repetition_stats(text: str, rule: RepetitionRule) -> dict[str, float] | None
 
     Fenced code and Markdown table rows are left out: their repetition is their format (the same keywords
     on every line, a "Yes" in every row), not a model stuck in a loop."""
+    if len(text) < rule.min_words:  # a word is at least a character: too few words, without finding them
+        return None
     if "```" in text or "~~~" in text:
         text = FENCED_CODE.sub("\n\n", text)
     if "|" in text:

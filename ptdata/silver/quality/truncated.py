@@ -35,6 +35,16 @@ def _is_emoji_or_symbol(ch: str) -> bool:
     return unicodedata.category(ch) in ("So", "Sk") or ord(ch) >= 0x1F000
 
 
+def _last_word(t: str) -> str:
+    """The run of word characters (\\w: alphanumeric or "_") that ends `t`, or its last line ("$" also matches
+    before a final newline), read from the end: what re.search(r"\\w+$", t) finds by trying every position."""
+    end = len(t) - 1 if t.endswith("\n") else len(t)
+    i = end
+    while i and (t[i - 1].isalnum() or t[i - 1] == "_"):
+        i -= 1
+    return t[i:end]
+
+
 def ending(text: str) -> Literal["ok", "unfinished", "cut"]:
     """How the final reply ends: "cut" fails the truncated rule, "unfinished" only lowers the score.
 
@@ -44,10 +54,12 @@ def ending(text: str) -> Literal["ok", "unfinished", "cut"]:
     Never cut: a closed fence, a URL, a code line, a table row, a heading, a rule, terminal punctuation, an
     emoji. A list item or a short line without punctuation is only "unfinished".
     """
-    if len(_FENCE_LINE.findall(text)) % 2:
+    # the substring tests in front of the patterns are exact (a fence line holds ```, a URL :// or www.) and
+    # cost a memchr where a pattern tries every position of the reply
+    if "```" in text and len(_FENCE_LINE.findall(text)) % 2:
         return "cut"
     t = text.rstrip().rstrip("\ufe0f\u200d")  # emoji presentation selector and joiner trail some emoji
-    if not t or t.endswith("```") or _URL_AT_END.search(t):
+    if not t or t.endswith("```") or (("://" in t or "www." in t) and _URL_AT_END.search(t)):
         return "ok"
     last_line = t[t.rfind("\n") + 1 :]
     if _CODE_LINE.search(last_line) or _RULE_LINE.match(last_line) or last_line.lstrip().startswith(("|", "#")):
@@ -57,8 +69,7 @@ def ending(text: str) -> Literal["ok", "unfinished", "cut"]:
         return "ok"
     if last in _CONNECTORS:
         return "cut"
-    word = re.search(r"\w+$", t)
-    if word and word.group() in _FUNCTION_WORDS:
+    if _last_word(t) in _FUNCTION_WORDS:
         return "cut"
     if last.isdigit():
         return "unfinished"
