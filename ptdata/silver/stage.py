@@ -25,6 +25,7 @@ from ptdata.core.catalog import REJECTIONS_SCHEMA, SILVER_EXTRA, silver_schema
 from ptdata.core.config import LoadedConfig
 from ptdata.core.lake import Lake, TablePartition
 from ptdata.core.regimes import all_text
+from ptdata.core.regimes import regime as regime_spec
 from ptdata.silver.dedup import resolve_duplicates
 from ptdata.silver.dedup.history import dedup_inputs, prepared_path, shingle_reader, signature_inputs
 from ptdata.silver.pipeline import funnel_passed
@@ -175,6 +176,7 @@ def iter_texts(
     """(record_id, source, all text) of every record of a silver file (or of the row groups `groups`), row group
     by row group."""
     pf = lake.parquet_file(path)
+    columns = ["record_id", "source", *regime_spec(regime).column_names]  # silver's other columns are not text
     for i in range(pf.num_row_groups) if groups is None else groups:
-        for rec in pf.read_row_group(i).to_pylist():
+        for rec in pf.read_row_group(i, columns=columns).to_pylist():
             yield rec["record_id"], rec["source"], all_text(regime, rec)
