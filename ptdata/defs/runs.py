@@ -22,7 +22,13 @@ def partition_tags(start: str | None, end: str | None) -> dict[str, str]:
 
 def selected_keys(settings: Settings, select: str, defs: dg.Definitions | None = None) -> set[dg.AssetKey]:
     defs = defs or build_definitions(settings)
-    selection = dg.AssetSelection.all() if select == "*" else dg.AssetSelection.from_string(select)
+    try:
+        selection = dg.AssetSelection.all() if select == "*" else dg.AssetSelection.from_string(select)
+    except dg.DagsterError as e:  # a selection Dagster cannot parse: say how one is written, not its traceback
+        raise ValueError(
+            f"the selection {select!r} is not one Dagster can read ({e}); write asset keys and groups with "
+            "'or', e.g. 'key:bronze_sft or group:silver'"
+        ) from None
     keys = selection.resolve(defs.resolve_asset_graph())
     if not keys:
         raise ValueError(f"the selection {select!r} matches no asset")

@@ -65,6 +65,12 @@ def test_materialize_records_runs_in_dagster_home(tmp_path, monkeypatch, capsys)
     assert main(["materialize", "--select", "bronze_quarantine", "--partition", "2026-11-03"]) == 1
     assert "no part for regime" in capsys.readouterr().err
     assert main(["materialize", "--partition", "2026-13-01"]) == 2
+    capsys.readouterr()
+    # a selection Dagster cannot parse is one line naming how to write one, not a traceback
+    assert main(["materialize", "--select", "bronze_sft,silver_sft", "--partition", "2026-11-01"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ptdata: the selection 'bronze_sft,silver_sft' is not one Dagster can read")
+    assert "key:bronze_sft or group:silver" in err and "Traceback" not in err
     # unpartitioned assets alone need no partition; a selection with a daily one does
     assert main(["materialize", "--select", "key:stage_runs or key:pipeline_cost"]) == 0
     with pytest.raises(SystemExit, match=r"give --partition D.*daily partitioned: bronze_sft"):
