@@ -173,7 +173,7 @@ def _megatron(lake: Lake, release: Release, out: str, vocab_size: int) -> dict[s
         parts = [p for p in release.partitions if p.table == table]
         if not parts:
             continue
-        sizes: list[int] = []
+        sizes: list[np.ndarray] = []
         # uint16 when every id fits (Megatron's choice for vocabularies under 65,500), else int32
         dtype = np.dtype(np.uint16 if vocab_size < 65_500 else np.int32)
         lake.fs.makedirs(f"{out}/megatron", exist_ok=True)
@@ -181,22 +181,23 @@ def _megatron(lake: Lake, release: Release, out: str, vocab_size: int) -> dict[s
             for part in parts:
                 pf = lake.parquet_file(part.path)
                 for g in range(pf.num_row_groups):
-                    for row in pf.read_row_group(g, columns=["input_ids"]).column(0).to_pylist():
-                        f.write(np.asarray(row, dtype=dtype).tobytes())
-                        sizes.append(len(row))
-        size = np.asarray(sizes, dtype=np.int32)
+                    # the rows' ids end to end are the file's bytes: one write a row group, no Python ints
+                    for rows in pf.read_row_group(g, columns=["input_ids"]).column(0).chunks:
+                        f.write(rows.flatten().to_numpy().astype(dtype).tobytes())
+                        sizes.append(pa.compute.list_value_length(rows).to_numpy())
+        size = np.concatenate([np.zeros(0, dtype=np.int32), *sizes]).astype(np.int32)
         pointers = np.concatenate([[0], np.cumsum(size.astype(np.int64) * dtype.itemsize)[:-1]]).astype(np.int64)
-        doc_idx = np.arange(len(sizes) + 1, dtype=np.int64)
+        doc_idx = np.arange(len(size) + 1, dtype=np.int64)
         with lake.fs.open(f"{out}/megatron/{table}.idx", "wb") as f:
             f.write(_MEGATRON_MAGIC)
             f.write(struct.pack("<Q", 1))
             f.write(struct.pack("<B", _MEGATRON_DTYPES[dtype]))
-            f.write(struct.pack("<Q", len(sizes)))
+            f.write(struct.pack("<Q", len(size)))
             f.write(struct.pack("<Q", len(doc_idx)))
             f.write(size.tobytes())
             f.write(pointers.tobytes())
             f.write(doc_idx.tobytes())
-        written[table] = {"sequences": len(sizes), "dtype": dtype.name, "tokens": int(size.sum())}
+        written[table] = {"sequences": len(size), "dtype": dtype.name, "tokens": int(size.sum())}
     return written
 
 
