@@ -135,7 +135,7 @@ def _chunks(
             for part in run:
                 yield from map_records(source, read_part(part, ctx), regime, date, stats, batch_rows)
             continue
-        for chunks, part_stats, notes in executor.map(_map_part, work, list(run)):
+        for chunks, part_stats, notes in executor.map(_map_parts, work, _tasks(list(run), part_bytes)):
             _add_stats(stats, part_stats)
             ctx.notes.extend(notes)
             yield from chunks
@@ -152,10 +152,29 @@ class _PartWork:
     batch_rows: int
 
 
-def _map_part(work: _PartWork, part: FilePart) -> tuple[list[Chunk], SourceStats, list[str]]:
-    """Read and map one part of a landing file (a task of the executor): its chunks, what it counted and noted."""
+def _tasks(parts: list[FilePart], part_bytes: int) -> list[tuple[FilePart, ...]]:
+    """Consecutive parts together, up to about `part_bytes` a task: many small landing files are not a task each
+    (a task costs its shipping, whatever its size)."""
+    tasks: list[tuple[FilePart, ...]] = []
+    task: list[FilePart] = []
+    size = 0
+    for part in parts:
+        if task and size + part.size > part_bytes:
+            tasks.append(tuple(task))
+            task, size = [], 0
+        task.append(part)
+        size += part.size
+    if task:
+        tasks.append(tuple(task))
+    return tasks
+
+
+def _map_parts(work: _PartWork, parts: tuple[FilePart, ...]) -> tuple[list[Chunk], SourceStats, list[str]]:
+    """Read and map consecutive parts of landing files (a task of the executor): their chunks, in order, and what
+    they counted and noted."""
     stats, ctx = SourceStats(), replace(work.ctx, notes=[])
-    chunks = list(map_records(work.source, read_part(part, ctx), work.regime, work.date, stats, work.batch_rows))
+    records = itertools.chain.from_iterable(read_part(part, ctx) for part in parts)
+    chunks = list(map_records(work.source, records, work.regime, work.date, stats, work.batch_rows))
     return chunks, stats, ctx.notes
 
 

@@ -336,6 +336,7 @@ class FilePart:
 
     path: Path
     rel: str
+    size: int  # bytes of the file (a range: of the range)
     fmt: str | None  # None: the format could not be told, for the reason in `error`
     error: str | None = None
     start: int = 0
@@ -358,13 +359,16 @@ def file_parts(source: FilesSource, ctx: SourceContext, part_bytes: int | None =
         try:
             fmt = file_format(path, source.format)
         except _BROKEN_STREAM as e:
-            parts.append(FilePart(path, rel, None, str(e)))
+            parts.append(FilePart(path, rel, size, None, str(e)))
             continue
         plain = part_bytes is not None and _compression(path) is None
         if plain and fmt == "jsonl" and size > part_bytes:
-            parts += [FilePart(path, rel, fmt, None, *r, bounded=True) for r in _line_ranges(path, part_bytes)]
+            parts += [
+                FilePart(path, rel, end - start, fmt, None, start, end, line, bounded=True)
+                for start, end, line in _line_ranges(path, part_bytes)
+            ]
         else:
-            parts.append(FilePart(path, rel, fmt, bounded=plain and size <= part_bytes))
+            parts.append(FilePart(path, rel, size, fmt, bounded=plain and size <= part_bytes))
     return parts
 
 
