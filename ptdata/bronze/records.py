@@ -152,12 +152,13 @@ class RowGroups:
             bronze = np.cumsum(rest)
             quarantined = np.arange(1, len(rest) + 1) - bronze
             full = (bronze >= self.batch_rows - self._bronze) | (quarantined >= self.batch_rows - self._quarantined)
-            cut = int(np.argmax(full)) if full.any() else len(rest) - 1
+            ends = full.any()  # a batch ends inside this chunk, else the whole rest goes to the next cut
+            cut = int(np.argmax(full)) if ends else len(rest) - 1
             nb, nq = int(bronze[cut]), int(quarantined[cut])
             self._rows.append(chunk.rows.slice(b, nb))
             self._rejects.append(chunk.rejects.slice(q, nq))
             self._bronze, self._quarantined, b, q = self._bronze + nb, self._quarantined + nq, b + nb, q + nq
-            if full.any():
+            if ends:
                 yield self.cut()
 
     def cut(self) -> tuple[pa.RecordBatch | None, pa.RecordBatch | None]:

@@ -20,6 +20,7 @@ from ptdata.core import catalog
 from ptdata.core.catalog import QUARANTINE_SCHEMA, bronze_schema
 from ptdata.core.config import LoadedConfig, SourceConfig
 from ptdata.core.executor import INLINE, Executor
+from ptdata.core.groups import by_size
 from ptdata.core.lake import Lake, TablePartition
 from ptdata.sources import SourceContext, read_source
 from ptdata.sources.files import FilePart, file_parts, read_part
@@ -135,7 +136,10 @@ def _chunks(
             for part in run:
                 yield from map_records(source, read_part(part, ctx), regime, date, stats, batch_rows)
             continue
-        for chunks, part_stats, notes in executor.map(_map_parts, work, _tasks(list(run), part_bytes)):
+        # consecutive parts share a task up to the part size: many small files are not a task each (a task costs
+        # its shipping, whatever its size)
+        tasks = [tuple(t) for t in by_size(run, lambda p: p.size, part_bytes)]
+        for chunks, part_stats, notes in executor.map(_map_parts, work, tasks):
             _add_stats(stats, part_stats)
             ctx.notes.extend(notes)
             yield from chunks
@@ -150,23 +154,6 @@ class _PartWork:
     regime: str
     date: dt.date
     batch_rows: int
-
-
-def _tasks(parts: list[FilePart], part_bytes: int) -> list[tuple[FilePart, ...]]:
-    """Consecutive parts together, up to about `part_bytes` a task: many small landing files are not a task each
-    (a task costs its shipping, whatever its size)."""
-    tasks: list[tuple[FilePart, ...]] = []
-    task: list[FilePart] = []
-    size = 0
-    for part in parts:
-        if task and size + part.size > part_bytes:
-            tasks.append(tuple(task))
-            task, size = [], 0
-        task.append(part)
-        size += part.size
-    if task:
-        tasks.append(tuple(task))
-    return tasks
 
 
 def _map_parts(work: _PartWork, parts: tuple[FilePart, ...]) -> tuple[list[Chunk], SourceStats, list[str]]:

@@ -9,6 +9,7 @@ import pandera.polars as pdp
 import polars as pl
 import pyarrow.parquet as pq
 
+from ptdata.core.groups import by_size
 from ptdata.core.lake import Lake
 from ptdata.core.outcome import Outcome
 
@@ -54,14 +55,10 @@ def validate_file(lake: Lake, path: str, schema: pdp.DataFrameSchema, max_failur
 
 
 def _frames(pf: pq.ParquetFile) -> Iterator[pl.DataFrame]:
-    """The file's consecutive row groups, read together while they add up to less than VALIDATE_BYTES."""
-    groups, size = [], 0
-    for i in range(pf.num_row_groups):
-        groups.append(i)
-        size += pf.metadata.row_group(i).total_byte_size
-        if size >= VALIDATE_BYTES or i == pf.num_row_groups - 1:
-            yield pl.from_arrow(pf.read_row_groups(groups), rechunk=False)
-            groups, size = [], 0
+    """The file's consecutive row groups, read together up to VALIDATE_BYTES."""
+    size = pf.metadata.row_group
+    for groups in by_size(range(pf.num_row_groups), lambda i: size(i).total_byte_size, VALIDATE_BYTES):
+        yield pl.from_arrow(pf.read_row_groups(groups), rechunk=False)
 
 
 def _summary(e: Exception) -> str:

@@ -16,8 +16,9 @@ from typing import Any
 from ptdata.core import catalog
 from ptdata.core.config import LoadedConfig, stable_hash
 from ptdata.core.lake import Lake, partition_days
-from ptdata.core.regimes import all_text, regime, regime_names
+from ptdata.core.regimes import regime_names
 from ptdata.gold.tokenize import EOS, LoadedTokenizer, load_tokenizer, train_bpe
+from ptdata.silver.stage import iter_texts
 
 TOKENIZER_CODE_VERSION = "1"
 TOKENIZER = catalog.TOKENIZER.part()
@@ -56,14 +57,11 @@ def _silver_texts(lake: Lake, cfg: LoadedConfig) -> list[str]:
             part = catalog.silver(name).part(day)
             if not lake.exists(part):
                 continue
-            pf = lake.parquet_file(lake.path(part))
-            columns = list(regime(name).column_names)  # the text is in the regime's columns
-            for i in range(pf.num_row_groups):
-                for rec in pf.read_row_group(i, columns=columns).to_pylist():
-                    texts.append(all_text(name, rec))
-                    chars += len(texts[-1])
-                    if chars >= cap:
-                        return texts
+            for _, _, text in iter_texts(lake, lake.path(part), name):
+                texts.append(text)
+                chars += len(text)
+                if chars >= cap:
+                    return texts
     return texts
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from ptdata.core.catalog import (
 )
 from ptdata.core.config import LoadedConfig
 from ptdata.core.executor import INLINE, Executor
+from ptdata.core.groups import by_size
 from ptdata.core.lake import Lake, TablePartition
 from ptdata.core.regimes import regime as regime_spec
 from ptdata.gold.lake_tokenizer import TOKENIZER_META, GoldInputError
@@ -47,7 +47,7 @@ BATCH_ROWS = 512
 ROW_GROUP_BYTES = 16 << 20
 # packing's chunk files open at once
 MAX_CHUNK_FILES = 128
-# spilled sequences sent to their chunk files at a time: a write per chunk per group costs ~0.4 ms whatever its
+# spilled sequences sent to their chunk files at a time: a write per chunk per group costs ~0.3 ms whatever its
 # size, and each spill batch holds sequences of every chunk (1M records: 93 chunks, 1,953 batches)
 SPILL_GROUP_BYTES = 64 << 20
 
@@ -315,7 +315,8 @@ def _pack(
         last = min(first + MAX_CHUNK_FILES, chunks)
         files: dict[int, Stream] = {}
         seq = 0
-        for batch in _grouped(spill.batches(), SPILL_GROUP_BYTES):
+        for group in by_size(spill.batches(), lambda b: b.nbytes, SPILL_GROUP_BYTES):
+            batch = pa.Table.from_batches(group)
             k = chunk[seq : seq + batch.num_rows]
             by_chunk = np.argsort(k, kind="stable")
             k = k[by_chunk]
@@ -342,20 +343,6 @@ def _pack(
     if carry is not None:
         out.add(_packed_rows(carry, date, st))
     st.capacity = st.rows * seq_len
-
-
-def _grouped(batches: Iterator[pa.RecordBatch], limit: int) -> Iterator[pa.Table]:
-    """Consecutive batches together, up to about `limit` Arrow bytes each."""
-    group: list[pa.RecordBatch] = []
-    size = 0
-    for batch in batches:
-        group.append(batch)
-        size += batch.nbytes
-        if size >= limit:
-            yield pa.Table.from_batches(group)
-            group, size = [], 0
-    if group:
-        yield pa.Table.from_batches(group)
 
 
 def _packed_rows(seqs: pa.Table, date: dt.date, st: StagedGold) -> pa.Table:

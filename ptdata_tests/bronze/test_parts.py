@@ -10,9 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ptdata.bronze.stage import _tasks, stage_bronze
+from ptdata.bronze.stage import stage_bronze
 from ptdata.core.config import FilesSource
 from ptdata.core.executor import INLINE, LocalExecutor
+from ptdata.core.groups import by_size
 from ptdata.core.lake import Lake
 from ptdata.sources.base import SourceContext
 from ptdata.sources.files import file_parts, read_files, read_part
@@ -116,6 +117,6 @@ def test_parts_cut_at_line_ends_and_number_lines_in_the_file(home):
     in_parts = [(r.source_uri, r.error, r.raw) for p in parts for r in read_part(p, ctx())]
     assert in_parts == whole
     # a task takes consecutive parts up to the part size: small files share one, a part is in exactly one
-    tasks = _tasks([p for p in parts if p.bounded], 4000)
+    tasks = list(by_size([p for p in parts if p.bounded], lambda p: p.size, 4000))
     assert [p for t in tasks for p in t] == [p for p in parts if p.bounded]
     assert len(tasks) < len(a) and all(sum(p.size for p in t) <= 4000 or len(t) == 1 for t in tasks)
