@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import logging
 import math
 import os
@@ -17,17 +18,31 @@ from ptdata.core.config import BUNDLED_DEMO_CONFIG, ConfigError, Settings, load_
 from ptdata.core.regimes import regime as regime_spec
 from ptdata.core.regimes import regime_names
 
-# Runs launched from the UI, a schedule or a sensor wait in Dagster's run queue: one at a time per partition, so a
-# second run for a day waits for the first instead of stopping at its partition locks (ptdata/locks.py).
+# The instance config the CLI writes into DAGSTER_HOME. Runs launched from the UI, a schedule or a sensor wait in
+# Dagster's run queue: one at a time per partition, so a second run for a day waits for the first instead of
+# stopping at its partition locks (ptdata/locks.py). The event log is Dagster's SQLite one, in Dagster's default
+# place, with its engines kept (ptdata/defs/event_log.py); a class named in the file needs its folder written out.
+DAGSTER_YAML_MARK = "# written by ptdata: rewritten when DAGSTER_HOME moves; remove this line to keep your edits"
 DAGSTER_YAML = """\
+{mark}
 telemetry:
   enabled: false
 run_queue:
   tag_concurrency_limits:
     - key: dagster/partition
-      value: {applyLimitPerUniqueValue: true}
+      value: {{applyLimitPerUniqueValue: true}}
       limit: 1
+event_log_storage:
+  module: ptdata.defs.event_log
+  class: PooledSqliteEventLogStorage
+  config:
+    base_dir: {event_logs}
 """
+
+
+def dagster_yaml(home: Path) -> str:
+    """The dagster.yaml of the instance at `home`."""
+    return DAGSTER_YAML.format(mark=DAGSTER_YAML_MARK, event_logs=json.dumps(str(home.resolve() / "history" / "runs")))
 
 
 def _prepare_dagster_home(settings: Settings) -> Path:
@@ -35,8 +50,11 @@ def _prepare_dagster_home(settings: Settings) -> Path:
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     yaml_file = home / "dagster.yaml"
-    if not yaml_file.exists():
-        yaml_file.write_text(DAGSTER_YAML)
+    # a file of ours is kept current (a copied or moved home must not write into the old one's event log); a file
+    # without the mark is the user's
+    written = yaml_file.read_text() if yaml_file.exists() else None
+    if written is None or (written.startswith(DAGSTER_YAML_MARK) and written != dagster_yaml(home)):
+        yaml_file.write_text(dagster_yaml(home))
     os.environ["DAGSTER_HOME"] = str(home)
     # the first open creates the instance's databases; runs started at once on a fresh home would race on it
     # (alembic: "more than one head"), so the first one creates them while the others wait
@@ -99,6 +117,8 @@ def run_materialize(settings: Settings, select: str, start: str | None, end: str
 
     _prepare_dagster_home(settings)
     progress = _Progress(total=len(selected_keys(settings, select)))
+    if start is not None:  # a partition's stages will hand work to the workers: they start while Dagster plans
+        _start_workers()
     with dg.DagsterInstance.get() as instance:
         result = execute(settings, select, start, end, instance, logger=progress)
     if not result.success:
@@ -106,6 +126,15 @@ def run_materialize(settings: Settings, select: str, start: str | None, end: str
             print(f"ptdata: {ev.step_key} failed: {_root_cause(ev.step_failure_data.error)}", file=sys.stderr)
         print(f"ptdata: run {result.run_id} failed (see it in the UI: dagster dev)", file=sys.stderr)
     return result.success
+
+
+def _start_workers() -> None:
+    from ptdata.defs.resources import run_executor
+
+    try:
+        run_executor().start()
+    except ConfigError:  # a bad PTDATA_WORKERS: the run's first stage reports it
+        pass
 
 
 def _root_cause(err) -> str:  # noqa: ANN001 - dagster's SerializableErrorInfo

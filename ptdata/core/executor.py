@@ -7,7 +7,8 @@ is the same, byte for byte, whatever the number of workers (ARCHITECTURE.md, pri
 `LocalExecutor` runs the tasks in a pool of `PTDATA_WORKERS` processes (default: every core the process may
 use), started with "spawn": the run's process holds Dagster's, DuckDB's and Polars' threads, which a fork would
 copy mid-lock. The pool lives as long as the process and is shared by its stages, so a run pays the start-up
-once. The context is pickled once per call into a temporary file that each worker loads once. At most two
+once; `start` begins it early, and each worker first imports what the tasks will need (`preload`), so a run's
+first tasks do not wait for them. The context is pickled once per call into a temporary file that each worker loads once. At most two
 tasks per worker are in flight, so memory stays bounded by the batch, not the partition (principle 2). The
 workers' CPU time is counted (`worker_cpu_seconds`), so a stage's metadata reports what its work cost.
 """
@@ -15,6 +16,7 @@ workers' CPU time is counted (`worker_cpu_seconds`), so a stage's metadata repor
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import pickle
 import tempfile
@@ -79,15 +81,25 @@ def _count_cpu(seconds: float) -> None:
 class LocalExecutor:
     """Tasks in a pool of worker processes on this machine; one worker, or one task, runs in the process."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, preload: Sequence[str] = ()) -> None:
         self.workers = workers
+        # "module" or "module:function": imported (and called) by each worker as it starts
+        self.preload = tuple(preload)
+
+    def start(self) -> None:
+        """Start the workers now rather than at the first task: their start-up (spawn, `preload`) then overlaps
+        whatever this process does before it hands them work."""
+        if self.workers > 1:
+            pool = _pool(self.workers, self.preload)
+            for _ in range(self.workers):  # the pool starts a process per task submitted while none is idle
+                pool.submit(_started)
 
     def map(self, fn: Callable[[C, T], R], context: C, tasks: Sequence[T]) -> Iterator[R]:
         if self.workers == 1 or len(tasks) < 2:
             for task in tasks:
                 yield fn(context, task)
             return
-        pool = _pool(self.workers)
+        pool = _pool(self.workers, self.preload)
         with tempfile.NamedTemporaryFile(prefix="ptdata-context-", suffix=".pickle", delete=False) as f:
             pickle.dump(context, f, protocol=pickle.HIGHEST_PROTOCOL)
         path = f.name
@@ -114,8 +126,8 @@ class LocalExecutor:
 INLINE = LocalExecutor(1)
 
 
-def local_executor(env: dict[str, str] | None = None) -> LocalExecutor:
-    return LocalExecutor(workers_from_env(env))
+def local_executor(env: dict[str, str] | None = None, preload: Sequence[str] = ()) -> LocalExecutor:
+    return LocalExecutor(workers_from_env(env), preload)
 
 
 def _result(future: Future) -> Any:
@@ -124,14 +136,19 @@ def _result(future: Future) -> Any:
     return result
 
 
-_pools: dict[int, ProcessPoolExecutor] = {}
+_pools: dict[tuple[int, tuple[str, ...]], ProcessPoolExecutor] = {}
 
 
-def _pool(workers: int) -> ProcessPoolExecutor:
-    if workers not in _pools:
+def _pool(workers: int, preload: tuple[str, ...]) -> ProcessPoolExecutor:
+    """The process's pool of `workers` processes that preloaded `preload` (one at a time: a pool of another
+    shape is shut down first)."""
+    key = (workers, preload)
+    if key not in _pools:
         _shutdown()
-        _pools[workers] = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker)
-    return _pools[workers]
+        _pools[key] = ProcessPoolExecutor(
+            workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(preload,)
+        )
+    return _pools[key]
 
 
 def _shutdown() -> None:
@@ -147,7 +164,7 @@ def _shutdown() -> None:
 Finalize(None, _shutdown, exitpriority=100)
 
 
-def _init_worker() -> None:
+def _init_worker(preload: tuple[str, ...]) -> None:
     # each worker is one core: libraries that would start a thread per core in every worker get one
     os.environ.update(RAYON_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", POLARS_MAX_THREADS="1")
     parent = os.getppid()
@@ -159,6 +176,15 @@ def _init_worker() -> None:
         os._exit(1)
 
     threading.Thread(target=exit_with_parent, daemon=True).start()
+    for name in preload:
+        module, _, function = name.partition(":")
+        loaded = importlib.import_module(module)
+        if function:
+            getattr(loaded, function)()
+
+
+def _started() -> None:
+    """The task `start` submits: it only makes the pool start a worker."""
 
 
 @functools.lru_cache(maxsize=1)

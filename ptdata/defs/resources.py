@@ -8,8 +8,23 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from ptdata.core.config import ConfigError, LoadedConfig, Settings, stable_hash
-from ptdata.core.executor import Executor, local_executor
+from ptdata.core.executor import Executor, LocalExecutor, local_executor
 from ptdata.core.lake import Lake
+
+# what every worker imports as it starts: the modules of the stages that hand it tasks, and the language model
+WORKER_PRELOAD = (
+    "ptdata.bronze.stage",
+    "ptdata.silver.signatures",
+    "ptdata.silver.langid:load_model",
+    "ptdata.silver.audits",
+    "ptdata.gold.stage",
+)
+
+
+def run_executor() -> LocalExecutor:
+    """The executor of a run's stages (PTDATA_WORKERS processes on this machine); a bad PTDATA_WORKERS is a
+    ConfigError."""
+    return local_executor(preload=WORKER_PRELOAD)
 
 
 class PtdataResource(dg.ConfigurableResource):
@@ -54,5 +69,5 @@ class PtdataResource(dg.ConfigurableResource):
 
     def executor(self) -> Executor:
         """Where the per-record work runs: PTDATA_WORKERS processes on this machine (results identical for any
-        number, so it is not part of a code version); a bad PTDATA_WORKERS is a ConfigError."""
-        return local_executor()
+        number, so it is not part of a code version)."""
+        return run_executor()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
 
 import pytest
 
@@ -82,3 +83,22 @@ def test_a_multiprocessing_child_that_used_the_pool_exits():
     if alive:
         child.kill()
     assert not alive and child.exitcode == 0
+
+
+def mark_preloaded() -> None:
+    os.environ["PTDATA_TEST_PRELOADED"] = str(os.getpid())
+
+
+def _preloaded(_: None, task: int) -> tuple[str | None, bool]:
+    return os.environ.get("PTDATA_TEST_PRELOADED"), "colorsys" in sys.modules
+
+
+def test_started_workers_have_run_their_preload_before_any_task():
+    executor = LocalExecutor(2, preload=("colorsys", "ptdata_tests.core.test_executor:mark_preloaded"))
+    executor.start()
+    results = list(executor.map(_preloaded, None, range(8)))
+    marks = {mark for mark, _ in results}
+    assert None not in marks and str(os.getpid()) not in marks  # every task ran in a worker that preloaded
+    assert all(imported for _, imported in results)
+    executor.start()  # a second start keeps the running pool
+    assert {m for m, _ in executor.map(_preloaded, None, range(8))} <= marks

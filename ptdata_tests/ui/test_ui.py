@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from ptdata.cli import DAGSTER_YAML
+from ptdata.cli import dagster_yaml
 from ptdata.demo.generate import DEMO_DAYS, write_demo_landing
 
 T = TypeVar("T")
@@ -185,7 +185,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ui]:
     dagster_home = home / "dagster"
     dagster_home.mkdir(parents=True)
     # the instance config the ptdata command writes (telemetry off, one queued run per partition at a time)
-    (dagster_home / "dagster.yaml").write_text(DAGSTER_YAML)
+    (dagster_home / "dagster.yaml").write_text(dagster_yaml(dagster_home))
     write_demo_landing(home)
     env = {k: v for k, v in os.environ.items() if k not in ("PTDATA_CONFIG", "PTDATA_LAKE")}
     env.update(PTDATA_HOME=str(home), DAGSTER_HOME=str(dagster_home))
