@@ -30,7 +30,7 @@ test_langid_equivalence.py) and the accuracy above stands. Re-measured 2026-12-0
 The machine was busy (load ~3 on 2 cores), so the absolute figures are above the table of 2026-11; the ratios,
 from runs taking turns, are the figures to compare. One text a call pays numpy's fixed cost per call and is
 slower than before under ~100 characters: give `detect_langs` (or `detect_record_langs`) the whole batch. The
-model and its tables load in ~1.3-1.7 s per process (the tables add ~100 MB of RSS).
+model and its tables load in ~1.3-1.7 s per process (they add ~240 MB of RSS).
 
 How it is used here:
 - The classifier is restricted to the languages with an ISO 639-1 code (plus "zxx", no linguistic content).
@@ -55,6 +55,7 @@ from typing import Any
 
 import numpy as np
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
+from scipy.sparse import csr_matrix
 
 from ptdata.core.regimes import regime as regime_spec
 from ptdata.silver.langid_features import FeatureCounter
@@ -89,11 +90,10 @@ def _identifier() -> LanguageIdentifier:
 
 @functools.cache
 def _scorer() -> tuple[FeatureCounter, np.ndarray]:
-    """The feature counter of the model and its table of log probabilities per feature and language.
-
-    py3langid keeps the table in float16; float32 holds every value exactly in half the memory of float64."""
+    """The feature counter of the model and its table of log probabilities per feature and language, in float64
+    (py3langid keeps it in float16, which float64 holds exactly: ~90 MB a process)."""
     identifier = _identifier()
-    return FeatureCounter(identifier), identifier.nb_ptc.astype(np.float32, order="C")
+    return FeatureCounter(identifier), identifier.nb_ptc.astype(np.float64, order="C")
 
 
 # log1p of a feature count (counts are whole numbers), from the C library once rather than numpy's dispatched
@@ -129,10 +129,11 @@ def classify(texts: Sequence[str]) -> list[tuple[str, float]]:
     The features of all the texts are counted at once (ptdata.silver.langid_features) and everything after the
     sum over a text's features runs on the whole batch. py3langid scores in float32 with a BLAS product, whose
     kernel, chosen by the CPU, sums in its own order: on a machine with AVX-512, 6 demo files came out other
-    than on one without (p moved by up to 8e-5, and quality scores round 1 - p to 6 decimals). Here a text's
-    sum adds its features one after another in float64 (numpy reduces an axis that is not the last one row by
-    row, whatever the CPU) and the softmax is float64, so a CPU moves p only by exp's last bit (~1e-16) and the
-    lake is the same everywhere (ptdata_tests/silver/test_langid_equivalence.py runs it with numpy's dispatch
+    than on one without (p moved by up to 8e-5, and quality scores round 1 - p to 6 decimals). Here the sums
+    are one sparse product (the texts' weighted features) with the table in float64, which scipy's sparse
+    kernel adds one feature after another whatever the CPU (~26 us a 600-character text, ~14 for the float32
+    BLAS product), and the softmax is float64, so a CPU moves p only by exp's last bit (~1e-16) and the lake
+    is the same everywhere (ptdata_tests/silver/test_langid_equivalence.py runs it with numpy's dispatch
     turned off). Against py3langid's float32 the labels are the same and p within 5e-5 (the same test).
     """
     identifier = _identifier()
@@ -140,13 +141,8 @@ def classify(texts: Sequence[str]) -> list[tuple[str, float]]:
     # lower-casing an all-capitals text, NFC, UTF-8: exactly the bytes py3langid's own classify walks
     encoded = [LanguageIdentifier._encode(t) for t in texts]
     found = counter.count(encoded)
-    weights = _log1p(found.counts)
-    scores = np.zeros((len(texts), table.shape[1]), dtype=np.float64)
-    for k, (a, b) in enumerate(itertools.pairwise(found.offsets.tolist())):
-        if a < b:
-            rows = table.take(found.features[a:b], axis=0).astype(np.float64)
-            rows *= weights[a:b, None]
-            np.add.reduce(rows, axis=0, out=scores[k])
+    weights = csr_matrix((_log1p(found.counts), found.features, found.offsets), shape=(len(texts), len(table)))
+    scores = weights @ table
     # a text with no feature scores 0 for every language, without the priors
     scores[found.offsets[1:] > found.offsets[:-1]] += identifier.nb_pc.astype(np.float64)
     lengths = np.fromiter(map(len, encoded), dtype=np.float64, count=len(encoded))

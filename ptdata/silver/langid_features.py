@@ -7,8 +7,8 @@ suffix of them that is a prefix of an n-gram, and no such prefix is longer than 
 the 0.4 model). So the state after byte i is the DFA run from its start over bytes i-D+1..i alone, and all the
 texts of a batch take those D steps together, one vectorized gather per step.
 
-The counts come out per text in the order in which each feature first occurs, the order of py3langid's
-`Counter`, so that the scoring that follows (ptdata.silver.langid) adds the same numbers in the same order.
+The counts come out per text in the order of the features' ids, a sort of (text, feature) keys: the scoring that
+follows (ptdata.silver.langid) adds them in float64 in that order on every CPU.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ _NOT_UTF8 = (0xC0, 0xC1, *range(0xF5, 0x100))
 @dataclass(frozen=True)
 class FeatureCounts:
     """The features of a batch of texts: text k's are `features[offsets[k]:offsets[k + 1]]` (ids in the model's
-    feature table), in the order they first occur in it, and `counts` how often each occurs."""
+    feature table, ascending), and `counts` how often each occurs in it."""
 
     offsets: np.ndarray
     features: np.ndarray
@@ -86,23 +86,13 @@ class FeatureCounter:
             base[back:] = self._next_base[base[back:] + byte[: n - back]]
         feature = self._output[self._next[base + byte]]
         emitted = np.flatnonzero((feature >= 0) & (data != self._pad_byte))
-        text_of = np.repeat(np.arange(n_texts, dtype=np.int64), lengths)
-        text = text_of[emitted]
-        # sorted by (text, feature, position), each run is one feature of one text and starts at its first
-        # occurrence
-        pos_bits = n.bit_length()
-        if (n_texts * self.n_features).bit_length() + pos_bits > 63:
-            raise ValueError(f"{n_texts} texts of {n} bytes are too many to count at once")
-        keys = np.sort(((text * self.n_features + feature[emitted]) << pos_bits) | emitted)
-        run = keys >> pos_bits
-        starts_run = np.ones(len(run), dtype=bool)
-        starts_run[1:] = run[1:] != run[:-1]
-        first = np.flatnonzero(starts_run)
-        per_position = np.zeros(n, dtype=np.int64)
-        per_position[keys[first] & ((1 << pos_bits) - 1)] = np.diff(np.append(first, len(keys)))
-        # the first occurrences in the order of the bytes: text by text, each text's in the order py3langid's
-        # Counter holds them
-        at = np.flatnonzero(per_position)
-        offsets = np.zeros(n_texts + 1, dtype=np.int64)
-        np.cumsum(np.bincount(text_of[at], minlength=n_texts), out=offsets[1:])
-        return FeatureCounts(offsets, feature[at], per_position[at])
+        # one key per emitted feature, (text, feature), in 32 bits while they fit: the sort is most of the count
+        key_type = np.int32 if n_texts * self.n_features < 2**31 else np.int64
+        text = np.repeat(np.arange(n_texts, dtype=key_type), lengths)[emitted]
+        keys = np.sort(text * key_type(self.n_features) + feature[emitted])
+        starts = np.ones(len(keys), dtype=bool)
+        np.not_equal(keys[1:], keys[:-1], out=starts[1:])
+        first = np.flatnonzero(starts)
+        texts, features = np.divmod(keys[first], key_type(self.n_features))
+        offsets = np.searchsorted(texts, np.arange(n_texts + 1))
+        return FeatureCounts(offsets, features, np.diff(first, append=len(keys)))

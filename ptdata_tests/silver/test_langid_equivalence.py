@@ -178,7 +178,7 @@ def test_the_probabilities_do_not_depend_on_the_cpu(demo_texts: list[str]) -> No
     assert max(abs(p - q) for (_, p), (_, q) in zip(theirs, ours, strict=True)) <= 4e-16
 
 
-def test_feature_counts_are_py3langids_in_its_order() -> None:
+def test_feature_counts_are_py3langids() -> None:
     identifier = langid._identifier()
     counter, _ = langid._scorer()
     texts = _varied_texts()[::3]
@@ -188,4 +188,4 @@ def test_feature_counts_are_py3langids_in_its_order() -> None:
         a, b = found.offsets[k], found.offsets[k + 1]
         ours = list(zip(found.features[a:b].tolist(), found.counts[a:b].tolist(), strict=True))
         theirs = visit_counts(identifier.tk_nextmove, identifier._rowbase, identifier.tk_output, data)
-        assert ours == list((theirs or {}).items()), texts[k][:60]
+        assert ours == sorted((theirs or {}).items()), texts[k][:60]
