@@ -221,6 +221,11 @@ def main() -> None:
     ap.add_argument("--workers", help="PTDATA_WORKERS for the run (default: unset, all cores)")
     ap.add_argument("--write-readme", action="store_true")
     args = ap.parse_args()
+    # the package's bytecode, as an installed project has it after its first run: where PYTHONDONTWRITEBYTECODE is
+    # set, every process of the run (and each of its workers) would otherwise compile ptdata's sources again
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(ROOT / "ptdata")], check=True, stdout=subprocess.DEVNULL
+    )
     pool = sentences()
     rows = []
     for n in args.records:

@@ -7,8 +7,8 @@ is the same, byte for byte, whatever the number of workers (ARCHITECTURE.md, pri
 `LocalExecutor` runs the tasks in a pool of `PTDATA_WORKERS` processes (default: every core the process may
 use), started with "spawn": the run's process holds Dagster's, DuckDB's and Polars' threads, which a fork would
 copy mid-lock. The pool lives as long as the process and is shared by its stages, so a run pays the start-up
-once; `start` begins it early, and each worker first imports what the tasks will need (`preload`), so a run's
-first tasks do not wait for them. The context is pickled once per call into a temporary file that each worker loads once. At most two
+once; `start` begins it early, and each worker first imports the modules the tasks will need (`preload`), so a
+run's first tasks do not wait for them, and runs preload's calls (loading a model) in a thread beside its tasks. The context is pickled once per call into a temporary file that each worker loads once. At most two
 tasks per worker are in flight, so memory stays bounded by the batch, not the partition (principle 2). The
 workers' CPU time is counted (`worker_cpu_seconds`), so a stage's metadata reports what its work cost.
 """
@@ -176,11 +176,16 @@ def _init_worker(preload: tuple[str, ...]) -> None:
         os._exit(1)
 
     threading.Thread(target=exit_with_parent, daemon=True).start()
+    calls = []
     for name in preload:
         module, _, function = name.partition(":")
         loaded = importlib.import_module(module)
         if function:
-            getattr(loaded, function)()
+            calls.append(getattr(loaded, function))
+    # the calls (a model to load) run beside the first tasks, which need only the modules: a run's first stage
+    # does not wait for what a later one needs, and a task that needs it waits on the call's own lock
+    if calls:
+        threading.Thread(target=lambda: [call() for call in calls], daemon=True).start()
 
 
 def _started() -> None:

@@ -50,6 +50,7 @@ import functools
 import itertools
 import math
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -88,10 +89,20 @@ def _identifier() -> LanguageIdentifier:
     return identifier
 
 
-@functools.cache
+# a worker loads the model in a thread beside its first tasks (ptdata.core.executor): a task that needs it
+# meanwhile waits for that load instead of making a second one
+_LOADING = threading.Lock()
+
+
 def _scorer() -> tuple[FeatureCounter, np.ndarray]:
     """The feature counter of the model and its table of log probabilities per feature and language, in float64
     (py3langid keeps it in float16, which float64 holds exactly: ~90 MB a process)."""
+    with _LOADING:
+        return _load_scorer()
+
+
+@functools.cache
+def _load_scorer() -> tuple[FeatureCounter, np.ndarray]:
     identifier = _identifier()
     return FeatureCounter(identifier), identifier.nb_ptc.astype(np.float64, order="C")
 

@@ -6,6 +6,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import time
 
 import pytest
 
@@ -86,19 +87,25 @@ def test_a_multiprocessing_child_that_used_the_pool_exits():
 
 
 def mark_preloaded() -> None:
+    time.sleep(1.0)  # a model loading: the worker's first tasks run meanwhile
     os.environ["PTDATA_TEST_PRELOADED"] = str(os.getpid())
 
 
-def _preloaded(_: None, task: int) -> tuple[str | None, bool]:
-    return os.environ.get("PTDATA_TEST_PRELOADED"), "colorsys" in sys.modules
+def _preloaded(_: None, task: int) -> tuple[str | None, bool, str | None]:
+    early = os.environ.get("PTDATA_TEST_PRELOADED")
+    deadline = time.monotonic() + 30
+    while "PTDATA_TEST_PRELOADED" not in os.environ and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return early, "colorsys" in sys.modules, os.environ.get("PTDATA_TEST_PRELOADED")
 
 
-def test_started_workers_have_run_their_preload_before_any_task():
+def test_started_workers_import_the_preload_before_any_task_and_run_its_calls_beside_them():
     executor = LocalExecutor(2, preload=("colorsys", "ptdata_tests.core.test_executor:mark_preloaded"))
     executor.start()
     results = list(executor.map(_preloaded, None, range(8)))
-    marks = {mark for mark, _ in results}
-    assert None not in marks and str(os.getpid()) not in marks  # every task ran in a worker that preloaded
-    assert all(imported for _, imported in results)
+    assert all(imported for _, imported, _ in results)  # the modules, before any task
+    assert None in {early for early, _, _ in results}  # the call had not ended when the first tasks ran
+    marks = {mark for _, _, mark in results}
+    assert None not in marks and str(os.getpid()) not in marks  # and it ran in each worker that ran a task
     executor.start()  # a second start keeps the running pool
-    assert {m for m, _ in executor.map(_preloaded, None, range(8))} <= marks
+    assert {mark for _, _, mark in executor.map(_preloaded, None, range(8))} <= marks

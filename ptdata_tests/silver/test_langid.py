@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import py3langid
@@ -125,3 +126,11 @@ def test_only_iso_639_1_codes_come_out() -> None:
     labels = langid._identifier().labels
     assert all(len(code) == 2 for code in labels if code != "zxx")
     assert {"en", "de", "fr", "es", "it", "pt", "nl", "zh", "ja", "ru", "ar"} <= set(labels)
+
+
+def test_the_model_loads_once_when_threads_ask_for_it_together() -> None:
+    # a worker loads it in a thread while its first tasks run (ptdata.core.executor)
+    langid._load_scorer.cache_clear()
+    with ThreadPoolExecutor(4) as pool:
+        loaded = list(pool.map(lambda _: langid._scorer(), range(4)))
+    assert all(scorer is loaded[0] for scorer in loaded)
