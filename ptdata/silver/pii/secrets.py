@@ -51,7 +51,8 @@ def find_secrets(text: str) -> Iterator[Span]:
     if "AKIA" in text or "ASIA" in text:
         for m in _AWS_KEY_RE.finditer(text):
             yield Span(m.start(), m.end(), "AWS_ACCESS_KEY", m.group())
-    if any(k in text for k in ("aws", "AWS", "Aws", "ecret", "ECRET")):  # substring tests beat a (?i) regex scan
+    # substring tests beat a (?i) regex scan, and written out they cost half of any() over a generator
+    if "aws" in text or "AWS" in text or "Aws" in text or "ecret" in text or "ECRET" in text:
         for m in _AWS_SECRET_RE.finditer(text):
             value = m.group()
             # only next to an aws/secret keyword, and never a hex digest (git SHA-1s are 40 hex characters)
@@ -61,7 +62,8 @@ def find_secrets(text: str) -> Iterator[Span]:
                 and _AWS_CONTEXT.search(text, max(0, m.start() - 100), m.start())
             ):
                 yield Span(m.start(), m.end(), "AWS_SECRET_KEY", value)
-    if "gh" in text or "github_pat_" in text:
+    # what the pattern's literal starts need, not "gh" alone, which most English text has ("right", "though")
+    if "ghp_" in text or "gho_" in text or "ghu_" in text or "ghs_" in text or "ghr_" in text or "github_pat_" in text:
         for m in _GITHUB_RE.finditer(text):
             if _looks_random(m.group().partition("_")[2]):
                 yield Span(m.start(), m.end(), "GITHUB_TOKEN", m.group())
