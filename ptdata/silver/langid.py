@@ -94,17 +94,17 @@ def _identifier() -> LanguageIdentifier:
 _LOADING = threading.Lock()
 
 
-def _scorer() -> tuple[FeatureCounter, np.ndarray]:
-    """The feature counter of the model and its table of log probabilities per feature and language, in float64
+def _scorer() -> tuple[LanguageIdentifier, FeatureCounter, np.ndarray]:
+    """The model, its feature counter and its table of log probabilities per feature and language, in float64
     (py3langid keeps it in float16, which float64 holds exactly: ~90 MB a process)."""
     with _LOADING:
         return _load_scorer()
 
 
 @functools.cache
-def _load_scorer() -> tuple[FeatureCounter, np.ndarray]:
+def _load_scorer() -> tuple[LanguageIdentifier, FeatureCounter, np.ndarray]:
     identifier = _identifier()
-    return FeatureCounter(identifier), identifier.nb_ptc.astype(np.float64, order="C")
+    return identifier, FeatureCounter(identifier), identifier.nb_ptc.astype(np.float64, order="C")
 
 
 # log1p of a feature count (counts are whole numbers), from the C library once rather than numpy's dispatched
@@ -147,8 +147,7 @@ def classify(texts: Sequence[str]) -> list[tuple[str, float]]:
     is the same everywhere (ptdata_tests/silver/test_langid_equivalence.py runs it with numpy's dispatch
     turned off). Against py3langid's float32 the labels are the same and p within 5e-5 (the same test).
     """
-    identifier = _identifier()
-    counter, table = _scorer()
+    identifier, counter, table = _scorer()
     # lower-casing an all-capitals text, NFC, UTF-8: exactly the bytes py3langid's own classify walks
     encoded = [LanguageIdentifier._encode(t) for t in texts]
     found = counter.count(encoded)
