@@ -31,7 +31,7 @@ from ptdata.core.regimes import regime as regime_spec
 from ptdata.gold.lake_tokenizer import TOKENIZER_META, GoldInputError
 from ptdata.gold.pack import best_fit_plan, position_ids, truncate_sequence
 from ptdata.gold.spill import CHUNK_SCHEMA, Spill, Stream, spill_batch
-from ptdata.gold.templates import ChatTemplate, chat_template
+from ptdata.gold.templates import ChatTemplate, LossOn, chat_template, encode_conversations, plain_messages
 from ptdata.gold.tokenize import (
     LoadedTokenizer,
     Segment,
@@ -73,10 +73,6 @@ class StagedGold:
     # tokens of each sequence (the longer side of a pair), in silver order: 4 bytes a record
     lengths: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     truncated: int = 0  # records cut to seq_len (packing.overlong: truncate)
-
-
-def _messages(value: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    return [{"role": m["role"], "content": m["content"]} for m in value or ()]
 
 
 def _text_segments(text: str, eos: str) -> list[Segment]:
@@ -198,13 +194,13 @@ def _tokenize_row_group(work: _GoldWork, group: int) -> _Tokenized:
     # only what gold reads of a record: silver's other columns would be turned into Python objects for nothing
     columns = ["record_id", "source", "date", *spec.column_names]
     for batch in work.lake.parquet_file(work.silver).read_row_group(group, columns=columns).to_batches(work.batch_rows):
-        records = batch.to_pylist()
-        st.silver_rows += len(records)
+        st.silver_rows += batch.num_rows
         rejected: dict[str, list] = {name: [] for name in GOLD_REJECTIONS_SCHEMA.names}
         if spec.packs:
-            sequences = spill_batch(_tokenize_packable(regime, records, template, tok, cfg, rejected, st))
+            sequences = spill_batch(_tokenize_packable(regime, batch, template, tok, cfg, rejected, st))
             done.batches.append((sequences, None, pa.table(rejected, schema=GOLD_REJECTIONS_SCHEMA)))
             continue
+        records = batch.to_pylist()
         rows = _RowBatch(records, template, tok, cfg, st, {n: [] for n in gold_schema(regime).names}, rejected)
         (_tokenize_pairs if spec.gold_layout == "pair" else _tokenize_prompts)(rows)
         table = pa.table(rows.rows, schema=gold_schema(regime))
@@ -248,9 +244,31 @@ def _encode(
     return out
 
 
+def _encode_chat_batch(
+    batch: pa.RecordBatch,
+    template: ChatTemplate,
+    tok: LoadedTokenizer,
+    loss_on: LossOn,
+    regime: str,
+    rejected: dict[str, list],
+    st: StagedGold,
+) -> list[tuple[dict[str, Any], list[tuple[np.ndarray, np.ndarray]]]] | None:
+    """`_encode` of a batch of conversations by `encode_conversations` (Arrow's string kernels, not a record at a
+    time): the same ids, masks and rejections. None where that does not apply."""
+    found = encode_conversations(template, tok, batch.column(regime_spec(regime).message_fields[0]), loss_on)
+    if found is None:
+        return None
+    kept, encoded, special = found
+    records = batch.select(["record_id", "source", "date"]).to_pylist()
+    for i, token in special.items():
+        _reject(rejected, records[i], regime, "special_token_in_content", f"a message holds the text of {token}")
+        st.reasons["special_token_in_content"] += 1
+    return [(records[i], [e]) for i, e in zip(kept, encoded, strict=True)]
+
+
 def _tokenize_packable(
     regime: str,
-    records: list[dict[str, Any]],
+    batch: pa.RecordBatch,
     template: ChatTemplate,
     tok: LoadedTokenizer,
     cfg: LoadedConfig,
@@ -261,13 +279,19 @@ def _tokenize_packable(
     loss_on = cfg.pipeline.tokenizer.loss_on
     seq_len = cfg.pipeline.packing.seq_len
     spec = regime_spec(regime)
-    if spec.gold_layout == "chat":
-        renderings = [[template.segments(_messages(r[spec.message_fields[0]]), loss_on)] for r in records]
-    else:  # a document: its text columns one after another, then the end of text
-        renderings = [[_text_segments("\n\n".join(r[f] for f in spec.string_fields), tok.eos)] for r in records]
+    encoded = (
+        _encode_chat_batch(batch, template, tok, loss_on, regime, rejected, st) if spec.gold_layout == "chat" else None
+    )
+    if encoded is None:
+        records = batch.to_pylist()
+        if spec.gold_layout == "chat":
+            renderings = [[template.segments(plain_messages(r[spec.message_fields[0]]), loss_on)] for r in records]
+        else:  # a document: its text columns one after another, then the end of text
+            renderings = [[_text_segments("\n\n".join(r[f] for f in spec.string_fields), tok.eos)] for r in records]
+        encoded = _encode(records, renderings, tok, regime, rejected, st)
     truncate = cfg.pipeline.packing.overlong == "truncate"
     out = []
-    for rec, [(ids, mask)] in _encode(records, renderings, tok, regime, rejected, st):
+    for rec, [(ids, mask)] in encoded:
         cut = None
         if len(ids) > seq_len and truncate and mask.any():
             # a document keeps its start, a conversation its last turns (see truncate_sequence)
@@ -406,11 +430,11 @@ def _tokenize_pairs(b: _RowBatch) -> None:
     loss_on, seq_len = b.cfg.pipeline.tokenizer.loss_on, b.cfg.pipeline.packing.seq_len
     renderings = []
     for r in b.records:
-        prompt = _messages(r["prompt"])
+        prompt = plain_messages(r["prompt"])
         renderings.append(
             [
-                b.template.segments(prompt + _messages(r["chosen"]), loss_on),
-                b.template.segments(prompt + _messages(r["rejected"]), loss_on),
+                b.template.segments(prompt + plain_messages(r["chosen"]), loss_on),
+                b.template.segments(prompt + plain_messages(r["rejected"]), loss_on),
                 b.template.segments(prompt, loss_on, generation_prompt=True),
             ]
         )
@@ -449,7 +473,7 @@ def _tokenize_prompts(b: _RowBatch) -> None:
     prompt = spec.message_fields[0]
     # the regime's other columns go along for the verifier (rlvr: answer, verifier, verifier_args)
     passed = [n for n in spec.column_names if n not in spec.message_fields]
-    renderings = [[b.template.segments(_messages(r[prompt]), generation_prompt=True)] for r in b.records]
+    renderings = [[b.template.segments(plain_messages(r[prompt]), generation_prompt=True)] for r in b.records]
     for rec, [(ids, _)] in _encode(b.records, renderings, b.tok, b.st.regime, b.rejected, b.st):
         if len(ids) > max_prompt:
             _reject(b.rejected, rec, b.st.regime, "prompt_too_long", f"{len(ids)} tokens, more than {max_prompt}")

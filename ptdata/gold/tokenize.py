@@ -16,7 +16,7 @@ import functools
 import hashlib
 import itertools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -156,6 +156,27 @@ def _render(segs: Sequence[Segment]) -> _Rendered:
     return _Rendered("".join([s.text for s in segs]), bpos, chars, bytes_)
 
 
+class RenderedBatch(NamedTuple):
+    """Records rendered for the byte-level path of the mask: each one's text, its size in UTF-8 bytes, its trained
+    spans as rows (record, first byte, end byte), in record order, and whether a message content of it holds a
+    special token's text (see special_in_content)."""
+
+    texts: list[str]
+    sizes: np.ndarray
+    spans: np.ndarray
+    special: np.ndarray
+
+    def take(self, records: np.ndarray) -> RenderedBatch:
+        """The batch of the given records (ascending), renumbered from 0."""
+        keep = np.zeros(len(self.texts), dtype=bool)
+        keep[records] = True
+        spans = self.spans[keep[self.spans[:, 0]]]
+        spans[:, 0] = np.searchsorted(records, spans[:, 0])
+        return RenderedBatch(
+            [self.texts[i] for i in records.tolist()], self.sizes[records], spans, self.special[records]
+        )
+
+
 def encode_segments(tok: Tokenizer, records: Sequence[Sequence[Segment]]) -> list[tuple[np.ndarray, np.ndarray]]:
     """(input_ids int32, loss_mask int8) per record. Each record's segments are joined and the rendered string is
     encoded once (one batch call for all records), so the ids are exactly those of the rendered string; a token
@@ -163,35 +184,53 @@ def encode_segments(tok: Tokenizer, records: Sequence[Sequence[Segment]]) -> lis
 
     Byte-level BPE without a normalizer (ptdata's own tokenizer, GPT-2's, Llama 3's) gives back the input's bytes
     in order, so each token's start is the running sum of its vocabulary entry's byte length: those tokenizers
-    are encoded with `encode_batch_fast`, which tracks no offsets and is ~1.5x faster. A record whose tokens do
-    not add up to its bytes, and every other tokenizer, use the offsets of `encode_batch` instead."""
+    are encoded with `encode_batch_fast`, which tracks no offsets and is ~1.5x faster (`encode_rendered`). A
+    record whose tokens do not add up to its bytes, and every other tokenizer, use the offsets of `encode_batch`
+    instead."""
     rendered = [_render(segs) for segs in records]
+    if token_byte_lengths(tok) is None:
+        return _encode_with_offsets(tok, rendered)
+    spans = [(i, a, b) for i, r in enumerate(rendered) for a, b in r.bytes]
+    batch = RenderedBatch(
+        [r.text for r in rendered],
+        np.fromiter((r.size for r in rendered), dtype=np.int64, count=len(rendered)),
+        np.asarray(spans, dtype=np.int64).reshape(-1, 3),
+        np.zeros(len(rendered), dtype=bool),
+    )
+    return encode_rendered(tok, batch, lambda mismatched: _encode_with_offsets(tok, [rendered[i] for i in mismatched]))
+
+
+def encode_rendered(
+    tok: Tokenizer,
+    batch: RenderedBatch,
+    fallback: Callable[[list[int]], list[tuple[np.ndarray, np.ndarray]]],
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`encode_segments`' byte-level path on records already rendered (a tokenizer `token_byte_lengths` knows);
+    `fallback` encodes, by offsets, the records (indices) whose tokens do not add up to their bytes."""
     lengths = token_byte_lengths(tok)
     if lengths is None:
-        return _encode_with_offsets(tok, rendered)
-    if not rendered:
+        raise ValueError("encode_rendered needs a byte-level BPE tokenizer without a normalizer")
+    if not batch.texts:
         return []
-    encodings = tok.encode_batch_fast([r.text for r in rendered], add_special_tokens=False)
+    encodings = tok.encode_batch_fast(batch.texts, add_special_tokens=False)
     ids, tok_off = _flat_ids(encodings)
     # the whole batch at once: each token's start in bytes from the batch's first byte, each record's first
     # byte (from its tokens, so one record whose tokens do not add up to its bytes moves no other record)
     widths = lengths[ids]
     starts = np.cumsum(widths) - widths
     first_byte = np.r_[starts, starts[-1] + widths[-1] if len(ids) else 0][tok_off]
-    sizes = np.fromiter((r.size for r in rendered), dtype=np.int64, count=len(rendered))
-    fits = np.diff(first_byte) == sizes
+    fits = np.diff(first_byte) == batch.sizes
     # a token is trained when it starts inside a trained span: +1 at a span's first token, -1 after its last
-    spans = [(i, a, b) for i, r in enumerate(rendered) if fits[i] for a, b in r.bytes]
+    rec, a, b = batch.spans[fits[batch.spans[:, 0]]].T
     edges = np.zeros(len(ids) + 1, dtype=np.int32)
-    if spans:
-        rec, a, b = np.asarray(spans, dtype=np.int64).T
-        np.add.at(edges, np.searchsorted(starts, first_byte[rec] + a), 1)
-        np.add.at(edges, np.searchsorted(starts, first_byte[rec] + b), -1)
+    np.add.at(edges, np.searchsorted(starts, first_byte[rec] + a), 1)
+    np.add.at(edges, np.searchsorted(starts, first_byte[rec] + b), -1)
     mask = (np.cumsum(edges[:-1]) > 0).astype(np.int8)
     out = list(zip(np.split(ids, tok_off[1:-1]), np.split(mask, tok_off[1:-1]), strict=True))
     mismatched = np.flatnonzero(~fits).tolist()
-    for i, encoded in zip(mismatched, _encode_with_offsets(tok, [rendered[i] for i in mismatched]), strict=True):
-        out[i] = encoded
+    if mismatched:
+        for i, encoded in zip(mismatched, fallback(mismatched), strict=True):
+            out[i] = encoded
     return out
 
 

@@ -50,7 +50,8 @@ def _reference_rows(settings, regime: str = "sft") -> list[dict]:
     """The gold rows of the partition built the old way: every sequence in memory, packed, rows built one by one."""
     lake, cfg = Lake(settings.lake), settings.load_config()
     tok = load_lake_tokenizer(lake)
-    records = lake.read_table(lake.path(TablePartition("silver", f"silver_{regime}", DATE))).to_pylist()
+    silver = lake.read_table(lake.path(TablePartition("silver", f"silver_{regime}", DATE))).combine_chunks()
+    [records] = silver.to_batches()
     template = chat_template(cfg.pipeline.tokenizer.chat_template, tok)
     st = StagedGold(regime, DATE, None, None, "", "", tok.sha256(), reasons=Counter())
     rejected: dict[str, list] = {name: [] for name in ("record_id", "source", "regime", "date", "reason", "detail")}

@@ -4,11 +4,13 @@ import json
 import random
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from tokenizers import Tokenizer, normalizers
 
+from ptdata.core.regimes import MESSAGES
 from ptdata.gold.pack import pack_best_fit, pack_first_fit, position_ids, truncate_sequence
-from ptdata.gold.templates import chat_template
+from ptdata.gold.templates import chat_template, encode_conversations
 from ptdata.gold.tokenize import (
     EOS,
     LoadedTokenizer,
@@ -241,3 +243,64 @@ def test_truncate_keeps_what_a_sequence_trains():
     first = truncate_sequence(ids, np.ones(10, dtype=np.int8), 4, "first", 99)
     assert first[0].tolist() == [0, 1, 2, 99] and first[1].all()
     assert truncate_sequence(ids, np.array([1] + [0] * 9, dtype=np.int8), 4, "last", 99) is None
+
+
+def _random_conversations(rng: random.Random, n: int) -> list[list[dict]]:
+    """Conversations of every role, empty and multi-byte contents, some holding a special token's text, some
+    with no assistant turn, and a few with no message at all."""
+    pieces = ["", "hello", " world", "東京", "🚀", " naïve", "\n\n", "Zürich", " — ", "x", "<|im_end|>", "<|eot_id|>"]
+    roles = ["system", "user", "assistant", "tool"]
+    return CONVERSATIONS + [
+        [
+            {"role": rng.choice(roles), "content": "".join(rng.choices(pieces, weights=[8] + [4] * 9 + [1, 1], k=3))}
+            for _ in range(rng.randint(0, 6))
+        ]
+        for _ in range(n)
+    ]
+
+
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for a, b in spans:
+        if out and out[-1][1] == a:
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
+
+
+@pytest.mark.parametrize("name", ["chatml", "llama3"])
+@pytest.mark.parametrize("loss_on", ["all_assistant", "last_assistant"])
+def test_render_batch_renders_what_segments_render(tok, name, loss_on):
+    rng = random.Random(11)
+    conversations = _random_conversations(rng, 300)
+    template = chat_template(name, _hf(tok, ""))
+    nulls = pa.array([*conversations[:3], None], MESSAGES)
+    assert template.render_batch(nulls, loss_on, tok.special_tokens) is None  # a null: record by record
+    # a slice, as a row group's batches are: its offsets do not start at 0
+    column = pa.array([CONVERSATIONS[0], *conversations], MESSAGES).slice(1)
+    batch = template.render_batch(column, loss_on, tok.special_tokens)
+    for k, conversation in enumerate(conversations):
+        segments = template.segments(conversation, loss_on)
+        rendered = _render(segments)
+        assert batch.texts[k] == rendered.text and batch.sizes[k] == rendered.size
+        spans = [(int(a), int(b)) for r, a, b in batch.spans.tolist() if r == k]
+        assert spans == _merged(rendered.bytes)
+        assert bool(batch.special[k]) == (special_in_content(segments, tok.special_tokens) is not None)
+    assert batch.special.any() and not batch.special.all() and len(batch.spans)
+
+
+@pytest.mark.parametrize("name", ["chatml", "llama3"])
+def test_encode_conversations_gives_the_ids_masks_and_rejections_of_encode_segments(tok, name):
+    rng = random.Random(12)
+    conversations = _random_conversations(rng, 300)
+    template = chat_template(name, _hf(tok, ""))
+    kept, encoded, special = encode_conversations(template, tok, pa.array(conversations, MESSAGES), "all_assistant")
+    segments = [template.segments(c) for c in conversations]
+    assert special == {
+        i: t for i, s in enumerate(segments) if (t := special_in_content(s, tok.special_tokens)) is not None
+    }
+    assert sorted([*kept, *special]) == list(range(len(conversations)))  # every record kept or rejected
+    for i, (ids, mask) in zip(kept, encoded, strict=True):
+        [(ids2, mask2)] = encode_segments(tok.tokenizer, [segments[i]])
+        assert ids.tolist() == ids2.tolist() and mask.tolist() == mask2.tolist()
