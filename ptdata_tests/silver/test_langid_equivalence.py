@@ -114,7 +114,7 @@ def reference_detect(text: str) -> tuple[str, float]:
 P_TOLERANCE = 5e-5
 
 
-def _same(expected: tuple[str, float], found: tuple[str, float]) -> bool:
+def same_as_py3langid(expected: tuple[str, float], found: tuple[str, float]) -> bool:
     return expected[0] == found[0] and abs(expected[1] - found[1]) <= P_TOLERANCE
 
 
@@ -122,7 +122,7 @@ def _assert_same_as_py3langid(texts: list[str], batch: int) -> None:
     identifier = langid._identifier()
     expected = [identifier.classify(t) for t in texts]
     found = [r for start in range(0, len(texts), batch) for r in classify(texts[start : start + batch])]
-    differ = [(t[:60], e, f) for t, e, f in zip(texts, expected, found, strict=True) if not _same(e, f)]
+    differ = [(t[:60], e, f) for t, e, f in zip(texts, expected, found, strict=True) if not same_as_py3langid(e, f)]
     assert not differ, f"{len(differ)} of {len(texts)} texts differ from py3langid, first {differ[:3]}"
 
 
@@ -143,7 +143,7 @@ def test_the_demo_texts_classify_exactly_as_py3langid(demo_texts: list[str], bat
 def test_detect_langs_gives_the_labels_one_classify_per_text_gave(demo_texts: list[str]) -> None:
     texts = demo_texts + _varied_texts()
     found, expected = detect_langs(texts), [reference_detect(t) for t in texts]
-    assert all(_same(e, f) for e, f in zip(expected, found, strict=True))
+    assert all(same_as_py3langid(e, f) for e, f in zip(expected, found, strict=True))
 
 
 _CLASSIFY_IN_A_CHILD = """
