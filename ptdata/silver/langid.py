@@ -18,19 +18,21 @@ load in every worker process.
 Speed. py3langid walks a text's bytes in a Python loop; `detect_langs` counts the features of a whole batch
 with numpy (ptdata.silver.langid_features) and scores it in float64 in an order no CPU changes (`classify`),
 so its labels are py3langid's and its probabilities within 5e-5 of them (ptdata_tests/silver/
-test_langid_equivalence.py) and the accuracy above stands. Re-measured 2026-12-03 with benchmarks/bench_langid.py (results/langid.md), one process on this
-2-core machine shared with other work, per text, prose cut and letter check included, the fastest of five runs:
+test_langid_equivalence.py) and the accuracy above stands. Re-measured 2026-12-04 with benchmarks/bench_langid.py
+(results/langid.md), one process on a 2-core machine, per text, prose cut and letter check included, the
+fastest of five runs, the ways taking turns (in brackets: the code of 2026-12-03, which scored with a float32
+BLAS product, measured on the same machine the same day):
 
     characters (read)    py3langid, one text a call   detect_langs, a batch   speed-up   detect_lang, one a call
-    40                   34 us                        8 us                    4.0x       62 us
-    440                  355 us                       36 us                   10x        118 us
-    4,000 (1,000)        803 us                       84 us                   9.5x       235 us
-    the demo's 7,730 records (445 characters read on average): 299 us before, 35 us in batches (8.4x)
+    40                   33 us                        8 us (9)                4.3x       126 us (83)
+    440                  202 us                       47 us (43)              4.3x       195 us (128)
+    4,000 (1,000)        494 us                       102 us (105)            4.9x       299 us (209)
 
-The machine was busy (load ~3 on 2 cores), so the absolute figures are above the table of 2026-11; the ratios,
-from runs taking turns, are the figures to compare. One text a call pays numpy's fixed cost per call and is
-slower than before under ~100 characters: give `detect_langs` (or `detect_record_langs`) the whole batch. The
-model and its tables load in ~1.3-1.7 s per process (they add ~240 MB of RSS).
+This machine runs py3langid's Python loop ~1.7x faster than the one of 2026-12-03 (34, 355 and 803 us there)
+and the batch path about as fast, hence the lower ratios. One text a call pays numpy's and scipy's fixed costs
+per call (~30 us to build the sparse matrix) and is slower than py3langid under ~450 characters: give
+`detect_langs` (or `detect_record_langs`) the whole batch. The model and its tables load in ~1.1-1.7 s per
+process (they add ~240 MB of RSS).
 
 How it is used here:
 - The classifier is restricted to the languages with an ISO 639-1 code (plus "zxx", no linguistic content).
