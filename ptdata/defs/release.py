@@ -67,7 +67,7 @@ def _stage(step: Step, _: dt.date | None, config: ReleaseRunConfig) -> Staged:
         raise ReleaseError(f"release {name}: {e}") from None
     release = plan_release(step.lake, step.cfg, name, dates)
     out = f"{step.lake.staging(step.stage_id)}/releases/{name}"
-    manifest = build_release(step.lake, step.cfg, release, out, CODE_VERSIONS)
+    manifest = build_release(step.lake, step.cfg, release, out, CODE_VERSIONS, step.executor)
     problems = _audit(step.lake, manifest, out)
     desc = f"release {name}: {problems[0]}" if problems else ""
     return Staged(

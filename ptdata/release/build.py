@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 from ptdata.core import catalog
 from ptdata.core.catalog import token_column
 from ptdata.core.config import LoadedConfig, stable_hash
+from ptdata.core.executor import INLINE, Executor
 from ptdata.core.lake import PARQUET_OPTIONS, Lake, parquet_list, partition_days
 from ptdata.core.regimes import regime as regime_spec
 from ptdata.core.regimes import regime_names, regimes
@@ -107,62 +108,80 @@ def plan_release(lake: Lake, cfg: LoadedConfig, name: str, dates: list[dt.date] 
     return release
 
 
-class _ShardWriter:
-    """Rows of one table into shards of at most `budget` tokens each."""
+# a shard's rows: (partition file, row group, first row, rows) pieces, written in order
+Shard = list[tuple[str, int, int, int]]
 
-    def __init__(self, lake: Lake, out: str, table: str, budget: int) -> None:
-        self.lake, self.out, self.table, self.budget = lake, out, table, budget
-        self.writer: pq.ParquetWriter | None = None
-        self.listed: list[dict[str, Any]] = []
-        self.rows = self.tokens = 0
 
-    def _close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            self.listed[-1].update(rows=self.rows, tokens=self.tokens)
-            self.writer = None
-
-    def _open(self, schema: pa.Schema) -> None:
-        self._close()
-        name = f"{self.table}-{len(self.listed):05d}.parquet"
-        self.listed.append({"file": f"shards/{name}"})
-        self.lake.fs.makedirs(f"{self.out}/shards", exist_ok=True)
-        self.writer = pq.ParquetWriter(
-            f"{self.out}/shards/{name}", schema, filesystem=self.lake.arrow_fs, **PARQUET_OPTIONS
-        )
-        self.rows = self.tokens = 0
-
-    def write(self, batch: pa.Table, lengths: np.ndarray) -> None:
+def shard_plan(lengths: list[tuple[str, int, np.ndarray]], budget: int) -> list[Shard]:
+    """Where a table's rows go: given each row group's (file, index, row token counts) in (date, row) order, the
+    shards of at most `budget` tokens each, filled in order (a row longer than the budget is a shard of its own),
+    as pieces of row groups."""
+    shards: list[Shard] = []
+    tokens = 0
+    for path, group, counts in lengths:
         start = 0
-        while start < batch.num_rows:
-            if self.writer is None or (self.rows and self.tokens + lengths[start] > self.budget):
-                self._open(batch.schema)
-            cum = np.cumsum(lengths[start:])
-            # as many rows as fit the budget, and at least one (a row longer than the budget is a shard of its own)
-            take = max(1, int(np.searchsorted(cum, self.budget - self.tokens, side="right")))
-            self.writer.write_table(batch.slice(start, take))
-            self.rows += take
-            self.tokens += int(cum[take - 1])
+        while start < len(counts):
+            if not shards or (shards[-1] and tokens + counts[start] > budget):
+                shards.append([])
+                tokens = 0
+            cum = np.cumsum(counts[start:])
+            # as many rows as fit the budget, and at least one
+            take = max(1, int(np.searchsorted(cum, budget - tokens, side="right")))
+            shards[-1].append((path, group, start, take))
+            tokens += int(cum[take - 1])
             start += take
-
-    def finish(self) -> list[dict[str, Any]]:
-        self._close()
-        return self.listed
+    return shards
 
 
-def _shards(lake: Lake, release: Release, out: str, shard_tokens: int) -> dict[str, list[dict[str, Any]]]:
-    """Each table's rows, in (date, row) order, into shards of at most `shard_tokens` tokens; returns per table
-    the shards' files, rows and tokens."""
+@dataclass(frozen=True)
+class _ShardWork:
+    lake: Lake
+    out: str
+    table: str
+
+
+def _write_shard(work: _ShardWork, task: tuple[int, Shard]) -> None:
+    """One shard file (a task of the executor): its pieces, each one row group of the file."""
+    number, pieces = task
+    writer = None
+    for path, group, start, rows in pieces:
+        batch = work.lake.parquet_file(path).read_row_group(group).replace_schema_metadata(None).slice(start, rows)
+        if writer is None:
+            name = f"{work.out}/shards/{work.table}-{number:05d}.parquet"
+            writer = pq.ParquetWriter(name, batch.schema, filesystem=work.lake.arrow_fs, **PARQUET_OPTIONS)
+        writer.write_table(batch)
+    if writer is not None:
+        writer.close()
+
+
+def _shards(
+    lake: Lake, release: Release, out: str, shard_tokens: int, executor: Executor
+) -> dict[str, list[dict[str, Any]]]:
+    """Each table's rows, in (date, row) order, into shards of at most `shard_tokens` tokens, a shard a task on
+    the executor's workers (the plan needs only the rows' token counts); returns per table the shards' files,
+    rows and tokens."""
     shards = {}
     for table in dict.fromkeys(p.table for p in release.partitions):
         column = token_column(table.removeprefix("gold_"))
-        writer = _ShardWriter(lake, out, table, shard_tokens)
+        lengths, counts = [], {}
         for part in (p for p in release.partitions if p.table == table):
             pf = lake.parquet_file(part.path)
             for g in range(pf.num_row_groups):
-                batch = pf.read_row_group(g).replace_schema_metadata(None)
-                writer.write(batch, pa.compute.list_value_length(batch.column(column)).to_numpy())
-        shards[table] = writer.finish()
+                tokens = pa.compute.list_value_length(pf.read_row_group(g, columns=[column]).column(0))
+                counts[(part.path, g)] = n = tokens.to_numpy().astype(np.int64)
+                lengths.append((part.path, g, n))
+        plan = shard_plan(lengths, shard_tokens)
+        if plan:
+            lake.fs.makedirs(f"{out}/shards", exist_ok=True)
+        list(executor.map(_write_shard, _ShardWork(lake, out, table), list(enumerate(plan))))
+        shards[table] = [
+            {
+                "file": f"shards/{table}-{i:05d}.parquet",
+                "rows": sum(rows for _, _, _, rows in pieces),
+                "tokens": sum(int(counts[(p, g)][a : a + r].sum()) for p, g, a, r in pieces),
+            }
+            for i, pieces in enumerate(plan)
+        ]
     return shards
 
 
@@ -336,10 +355,15 @@ def _card(lake: Lake, cfg: LoadedConfig, release: Release, out: str) -> dict[str
 
 
 def build_release(
-    lake: Lake, cfg: LoadedConfig, release: Release, out: str, code_versions: dict[str, str]
+    lake: Lake,
+    cfg: LoadedConfig,
+    release: Release,
+    out: str,
+    code_versions: dict[str, str],
+    executor: Executor = INLINE,
 ) -> dict[str, Any]:
     """Write the whole release folder (see the module docstring) under `out`; returns the manifest."""
-    shards = _shards(lake, release, out, cfg.pipeline.release.shard_tokens)
+    shards = _shards(lake, release, out, cfg.pipeline.release.shard_tokens, executor)
     megatron = _megatron(lake, release, out, release.tokenizer.vocab_size)
     card = _card(lake, cfg, release, out)
     lake.write_bytes(f"{out}/tokenizer.json", lake.read_bytes(lake.path(TOKENIZER, TOKENIZER_FILE)))
