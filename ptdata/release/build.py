@@ -65,16 +65,17 @@ class Release:
     tokenizer: LoadedTokenizer | None = None
 
 
+def _row_tokens(pf: pq.ParquetFile, group: int, regime: str) -> np.ndarray:
+    """Each row's tokens in a row group of a gold partition (packed rows carry their count)."""
+    if regime_spec(regime).packs:
+        return pf.read_row_group(group, columns=["tokens"]).column(0).to_numpy().astype(np.int64)
+    column = pf.read_row_group(group, columns=[token_column(regime)]).column(0)
+    return pa.compute.list_value_length(column).to_numpy().astype(np.int64)
+
+
 def _tokens(pf: pq.ParquetFile, regime: str) -> int:
-    """Tokens in a gold partition, a row group at a time (packed rows carry their count)."""
-    total = 0
-    for g in range(pf.num_row_groups):
-        if regime_spec(regime).packs:
-            total += int(pa.compute.sum(pf.read_row_group(g, columns=["tokens"]).column(0)).as_py() or 0)
-        else:
-            column = pf.read_row_group(g, columns=[token_column(regime)]).column(0)
-            total += int(pa.compute.sum(pa.compute.list_value_length(column)).as_py() or 0)
-    return total
+    """Tokens in a gold partition, a row group at a time."""
+    return sum(int(_row_tokens(pf, g, regime).sum()) for g in range(pf.num_row_groups))
 
 
 def plan_release(lake: Lake, cfg: LoadedConfig, name: str, dates: list[dt.date] | None) -> Release:
@@ -162,13 +163,11 @@ def _shards(
     rows and tokens."""
     shards = {}
     for table in dict.fromkeys(p.table for p in release.partitions):
-        column = token_column(table.removeprefix("gold_"))
         lengths, counts = [], {}
         for part in (p for p in release.partitions if p.table == table):
             pf = lake.parquet_file(part.path)
             for g in range(pf.num_row_groups):
-                tokens = pa.compute.list_value_length(pf.read_row_group(g, columns=[column]).column(0))
-                counts[(part.path, g)] = n = tokens.to_numpy().astype(np.int64)
+                counts[(part.path, g)] = n = _row_tokens(pf, g, table.removeprefix("gold_"))
                 lengths.append((part.path, g, n))
         plan = shard_plan(lengths, shard_tokens)
         if plan:
