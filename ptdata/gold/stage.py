@@ -28,6 +28,7 @@ from ptdata.core.executor import INLINE, Executor
 from ptdata.core.groups import by_size
 from ptdata.core.lake import Lake, TablePartition
 from ptdata.core.regimes import regime as regime_spec
+from ptdata.core.writer import RowGroupWriter
 from ptdata.gold.lake_tokenizer import TOKENIZER_META, GoldInputError
 from ptdata.gold.pack import best_fit_plan, position_ids, truncate_sequence
 from ptdata.gold.spill import CHUNK_SCHEMA, Spill, Stream, spill_batch
@@ -38,7 +39,6 @@ from ptdata.gold.tokenize import (
     encode_segments,
     special_in_content,
 )
-from ptdata.gold.writer import RowGroupWriter
 
 GOLD_CODE_VERSION = "1"
 # silver records read and tokenized at a time; packed rows made at a time (of sequences worth as many full rows)

@@ -26,6 +26,7 @@ from ptdata.core.config import LoadedConfig
 from ptdata.core.lake import Lake, TablePartition
 from ptdata.core.regimes import all_text
 from ptdata.core.regimes import regime as regime_spec
+from ptdata.core.writer import RowGroupWriter
 from ptdata.silver.dedup import resolve_duplicates
 from ptdata.silver.dedup.history import dedup_inputs, prepared_path, shingle_reader, signature_inputs
 from ptdata.silver.pipeline import funnel_passed
@@ -110,6 +111,9 @@ def _write(lake: Lake, regime: str, date: dt.date, prepared: str, decided_all: p
     with (
         lake.parquet_writer(st.silver_staged, schema) as silver_w,
         lake.parquet_writer(st.rejections_staged, REJECTIONS_SCHEMA) as reject_w,
+        # a row group of silver per row group of the prepared records, as written in line, each encoded on a
+        # thread while the next is read and filtered
+        RowGroupWriter(silver_w, schema, 1) as silver_out,
     ):
         for i in range(pf.num_row_groups):
             records = pf.read_row_group(i)
@@ -122,7 +126,7 @@ def _write(lake: Lake, regime: str, date: dt.date, prepared: str, decided_all: p
             kept = records.filter(keep)
             for name in extra.column_names:
                 kept = kept.append_column(name, extra[name].filter(keep))
-            silver_w.write_table(kept.select(schema.names).cast(schema))
+            silver_out.add(kept.select(schema.names).cast(schema))
             dropped = decided.filter(pl.col("reason").is_not_null())
             columns = {
                 "record_id": records["record_id"].filter(pc.invert(keep)),
@@ -136,6 +140,7 @@ def _write(lake: Lake, regime: str, date: dt.date, prepared: str, decided_all: p
             _count(st, decided)
             st.bronze_rows += records.num_rows
             st.silver_rows += kept.num_rows
+        silver_out.close()
 
 
 def _decisions(features: pl.DataFrame) -> pl.DataFrame:

@@ -1,4 +1,5 @@
-"""Gold's Parquet writes: row groups of a bounded size, each encoded on a thread while the next is made."""
+"""Parquet writes whose encoding overlaps the work that makes the next rows: row groups of a bounded size, each
+encoded on a thread while the next is made (gold's rows, silver's)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ class RowGroupWriter:
         self.pending: list[pa.Table] = []
         self.pending_bytes = 0
         self.written = False
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="ptdata-gold-write")
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="ptdata-write")
         self._writing: Future | None = None
 
     def __enter__(self) -> RowGroupWriter:
