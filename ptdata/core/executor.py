@@ -8,7 +8,8 @@ is the same, byte for byte, whatever the number of workers (ARCHITECTURE.md, pri
 use), started with "spawn": the run's process holds Dagster's, DuckDB's and Polars' threads, which a fork would
 copy mid-lock. The pool lives as long as the process and is shared by its stages, so a run pays the start-up
 once; `start` begins it early, and each worker first imports the modules the tasks will need (`preload`), so a
-run's first tasks do not wait for them, and runs preload's calls (loading a model) in a thread beside its tasks. The context is pickled once per call into a temporary file that each worker loads once. At most two
+run's first tasks do not wait for them, and runs preload's calls (loading a model) in a thread beside its tasks.
+The context is pickled once per call into a temporary file that each worker loads once. At most two
 tasks per worker are in flight, so memory stays bounded by the batch, not the partition (principle 2). The
 workers' CPU time is counted (`worker_cpu_seconds`), so a stage's metadata reports what its work cost.
 """

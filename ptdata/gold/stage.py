@@ -218,6 +218,11 @@ def _add_counts(st: StagedGold, counts: StagedGold) -> None:
     st.reasons.update(counts.reasons)
 
 
+def _reject_special(rejected: dict[str, list], rec: dict[str, Any], regime: str, token: str, st: StagedGold) -> None:
+    _reject(rejected, rec, regime, "special_token_in_content", f"a message holds the text of {token}")
+    st.reasons["special_token_in_content"] += 1
+
+
 def _encode(
     records: list[dict[str, Any]],
     renderings: list[list[list[Segment]]],
@@ -234,8 +239,7 @@ def _encode(
         if token is None:
             kept.append((rec, rendered))
             continue
-        _reject(rejected, rec, regime, "special_token_in_content", f"a message holds the text of {token}")
-        st.reasons["special_token_in_content"] += 1
+        _reject_special(rejected, rec, regime, token, st)
     encoded = encode_segments(tok.tokenizer, [r for _, rendered in kept for r in rendered])
     out, k = [], 0
     for rec, rendered in kept:
@@ -261,8 +265,7 @@ def _encode_chat_batch(
     kept, encoded, special = found
     records = batch.select(["record_id", "source", "date"]).to_pylist()
     for i, token in special.items():
-        _reject(rejected, records[i], regime, "special_token_in_content", f"a message holds the text of {token}")
-        st.reasons["special_token_in_content"] += 1
+        _reject_special(rejected, records[i], regime, token, st)
     return [(records[i], [e]) for i, e in zip(kept, encoded, strict=True)]
 
 

@@ -54,7 +54,12 @@ class PlannedPartition:
     path: str
     data_version: str
     rows: int
-    tokens: int
+    # each row's tokens, a row group at a time: the partition's total and the shard plan read them
+    row_tokens: list[np.ndarray]
+
+    @property
+    def tokens(self) -> int:
+        return sum(int(n.sum()) for n in self.row_tokens)
 
 
 @dataclass
@@ -73,11 +78,6 @@ def _row_tokens(pf: pq.ParquetFile, group: int, regime: str) -> np.ndarray:
     return pa.compute.list_value_length(column).to_numpy().astype(np.int64)
 
 
-def _tokens(pf: pq.ParquetFile, regime: str) -> int:
-    """Tokens in a gold partition, a row group at a time."""
-    return sum(int(_row_tokens(pf, g, regime).sum()) for g in range(pf.num_row_groups))
-
-
 def plan_release(lake: Lake, cfg: LoadedConfig, name: str, dates: list[dt.date] | None) -> Release:
     """Every materialized gold partition of `dates` (all dates from start_date to today when None)."""
     if not name or "/" in name or name.startswith("."):
@@ -93,7 +93,7 @@ def plan_release(lake: Lake, cfg: LoadedConfig, name: str, dates: list[dt.date] 
             path = lake.path(part)
             pf = lake.parquet_file(path)
             shas.add((pf.schema_arrow.metadata or {}).get(TOKENIZER_META, b"").decode())
-            tokens = _tokens(pf, regime)
+            tokens = [_row_tokens(pf, g, regime) for g in range(pf.num_row_groups)]
             release.partitions.append(
                 PlannedPartition(f"gold_{regime}", day, path, lake.data_version(path), pf.metadata.num_rows, tokens)
             )
@@ -163,13 +163,8 @@ def _shards(
     rows and tokens."""
     shards = {}
     for table in dict.fromkeys(p.table for p in release.partitions):
-        lengths, counts = [], {}
-        for part in (p for p in release.partitions if p.table == table):
-            pf = lake.parquet_file(part.path)
-            for g in range(pf.num_row_groups):
-                counts[(part.path, g)] = n = _row_tokens(pf, g, table.removeprefix("gold_"))
-                lengths.append((part.path, g, n))
-        plan = shard_plan(lengths, shard_tokens)
+        counts = {(p.path, g): n for p in release.partitions if p.table == table for g, n in enumerate(p.row_tokens)}
+        plan = shard_plan([(path, g, n) for (path, g), n in counts.items()], shard_tokens)
         if plan:
             lake.fs.makedirs(f"{out}/shards", exist_ok=True)
         list(executor.map(_write_shard, _ShardWork(lake, out, table), list(enumerate(plan))))

@@ -96,17 +96,18 @@ def _identifier() -> LanguageIdentifier:
 _LOADING = threading.Lock()
 
 
-def _scorer() -> tuple[LanguageIdentifier, FeatureCounter, np.ndarray]:
-    """The model, its feature counter and its table of log probabilities per feature and language, in float64
-    (py3langid keeps it in float16, which float64 holds exactly: ~90 MB a process)."""
+def _scorer() -> tuple[LanguageIdentifier, FeatureCounter, np.ndarray, np.ndarray]:
+    """The model, its feature counter, its table of log probabilities per feature and language in float64
+    (py3langid keeps it in float16, which float64 holds exactly: ~90 MB a process), and its priors in float64."""
     with _LOADING:
         return _load_scorer()
 
 
 @functools.cache
-def _load_scorer() -> tuple[LanguageIdentifier, FeatureCounter, np.ndarray]:
+def _load_scorer() -> tuple[LanguageIdentifier, FeatureCounter, np.ndarray, np.ndarray]:
     identifier = _identifier()
-    return identifier, FeatureCounter(identifier), identifier.nb_ptc.astype(np.float64, order="C")
+    table = identifier.nb_ptc.astype(np.float64, order="C")
+    return identifier, FeatureCounter(identifier), table, identifier.nb_pc.astype(np.float64)
 
 
 # log1p of a feature count (counts are whole numbers), from the C library once rather than numpy's dispatched
@@ -118,7 +119,9 @@ def _log1p(counts: np.ndarray) -> np.ndarray:
     small = counts < len(_LOG1P)
     if small.all():
         return _LOG1P[counts]
-    return np.where(small, _LOG1P[np.minimum(counts, len(_LOG1P) - 1)], np.log1p(counts.astype(np.float64)))
+    out = _LOG1P[np.minimum(counts, len(_LOG1P) - 1)]
+    out[~small] = [math.log1p(c) for c in counts[~small].tolist()]
+    return out
 
 
 def load_model() -> None:
@@ -149,14 +152,14 @@ def classify(texts: Sequence[str]) -> list[tuple[str, float]]:
     is the same everywhere (ptdata_tests/silver/test_langid_equivalence.py runs it with numpy's dispatch
     turned off). Against py3langid's float32 the labels are the same and p within 5e-5 (the same test).
     """
-    identifier, counter, table = _scorer()
+    identifier, counter, table, priors = _scorer()
     # lower-casing an all-capitals text, NFC, UTF-8: exactly the bytes py3langid's own classify walks
     encoded = [LanguageIdentifier._encode(t) for t in texts]
     found = counter.count(encoded)
     weights = csr_matrix((_log1p(found.counts), found.features, found.offsets), shape=(len(texts), len(table)))
     scores = weights @ table
     # a text with no feature scores 0 for every language, without the priors
-    scores[found.offsets[1:] > found.offsets[:-1]] += identifier.nb_pc.astype(np.float64)
+    scores[found.offsets[1:] > found.offsets[:-1]] += priors
     lengths = np.fromiter(map(len, encoded), dtype=np.float64, count=len(encoded))
     scores *= (1.0 / np.sqrt(np.maximum(lengths, 1.0)))[:, None]
     scores -= scores.max(axis=1, keepdims=True)

@@ -180,7 +180,7 @@ def test_the_probabilities_do_not_depend_on_the_cpu(demo_texts: list[str]) -> No
 
 def test_feature_counts_are_py3langids() -> None:
     identifier = langid._identifier()
-    _, counter, _ = langid._scorer()
+    _, counter, _, _ = langid._scorer()
     texts = _varied_texts()[::3]
     encoded = [identifier._encode(t) for t in texts]
     found = counter.count(encoded)
