@@ -31,6 +31,7 @@ from ptdata.gold.lake_tokenizer import (
 from ptdata.gold.stage import GOLD_CODE_VERSION, StagedGold, stage_gold
 from ptdata.gold.templates import chat_template
 from ptdata.gold.tokenize import LoadedTokenizer
+from ptdata.rl.gate import GATE, audit_staged_prompts
 
 GOLD_GATES = (
     Gate("tokens_valid", "ids in the vocabulary; ids, masks and positions aligned; rows within seq_len"),
@@ -38,6 +39,17 @@ GOLD_GATES = (
     Gate("packing_efficiency", "real tokens / capacity at least packing.min_efficiency"),
     Gate("accounting", "silver = records in gold rows + gold_rejections"),
 )
+# RL prompts (gold layout "prompt") have their verifiers tried before they are published (ptdata/rl/gate.py)
+PROMPT_GATES = (
+    Gate(
+        GATE,
+        "each record's reference answer scores 1 with its verifier; a canary wrong answer and an empty one score 0",
+    ),
+)
+
+
+def gold_gates(regime: str) -> tuple[Gate, ...]:
+    return GOLD_GATES + (PROMPT_GATES if regime_spec(regime).gold_layout == "prompt" else ())
 
 
 def _stage_tokenizer(step: Step, _: dt.date | None, __: Any) -> Staged:
@@ -98,10 +110,13 @@ def tokenizer_asset(cfg: LoadedConfig) -> dg.AssetsDefinition:
 def _stage_gold(step: Step, date: dt.date | None, tok: LoadedTokenizer) -> Staged:
     regime = step.name.removeprefix("gold_")
     st = stage_gold(step.lake, step.cfg, regime, date, step.stage_id, tok, executor=step.executor)
+    audits = audit_staged(step.lake, step.cfg, st, tok)
+    if regime_spec(regime).gold_layout == "prompt":
+        audits[GATE] = audit_staged_prompts(step.lake, st)
     return Staged(
         date,
         files=[StagedFile(st.rejections_staged, st.rejections), StagedFile(st.gold_staged, st.gold, date.isoformat())],
-        audits=audit_staged(step.lake, step.cfg, st, tok),
+        audits=audits,
         records_in=st.silver_rows,
         bytes_in=step.lake.fs.size(step.lake.path(catalog.silver(regime).part(date))),
         info=st,
@@ -147,7 +162,7 @@ def gold_asset(regime: str, partitions: dg.PartitionsDefinition, cfg: LoadedConf
         code_version=f"{GOLD_CODE_VERSION}-{stable_hash([p.packing, p.tokenizer.chat_template, p.tokenizer.loss_on])}",
         stage=_stage_gold,
         metadata=_gold_metadata,
-        gates=GOLD_GATES,
+        gates=gold_gates(regime),
         deps=[f"silver_{regime}", "tokenizer"],
         kinds=frozenset({"parquet", "numpy"}),
         input_errors=(GoldInputError, ValueError),
