@@ -52,6 +52,8 @@ class Verdict:
 Score = Callable[[str, str, Mapping[str, Any]], float]
 # several completions of one record at once, where that is cheaper than one by one (code_tests: one sandbox)
 ScoreBatch = Callable[[Sequence[str], str, Mapping[str, Any]], list[float]]
+
+
 def _as_written(answer: str, _args: Mapping[str, Any]) -> str:
     return answer
 
