@@ -29,8 +29,9 @@ from ptdata.silver.dedup import band_keys, dedup_keys, exact_key, key_ngram_hash
 from ptdata.silver.pii import Allowlist
 from ptdata.silver.pipeline import RecordBatch, SourceRules, run_record_steps
 
-# bump when a change of code changes what is written
-SIGNATURES_CODE_VERSION = "2"
+# bump when a change of code changes what is written (3: the unparseable_answer rule asks the verifier registry,
+# which knows more verifiers than the three it listed)
+SIGNATURES_CODE_VERSION = "3"
 # the schema metadata key of a signatures file that names the version it was built with
 VERSION_META = b"ptdata.signatures_version"
 
