@@ -74,11 +74,11 @@ def test_source_down_mid_partition_is_retried_with_backoff_and_the_retry_is_idem
 
     api.route = route
     settings = make_home(api_config(api.url, retries=3, delay=0.4))
-    t0 = time.perf_counter()
     result = run(settings, instance, D, select="bronze_sft")
     assert result.success
-    assert time.perf_counter() - t0 >= 0.2  # the policy waited (0.4 s with +/-50% jitter)
-    assert len(events(result, dg.DagsterEventType.STEP_UP_FOR_RETRY)) == 1
+    (retry,) = events(result, dg.DagsterEventType.STEP_UP_FOR_RETRY)
+    # the policy's wait: 0.4 s, plus or minus up to the whole delay (Dagster's PLUS_MINUS jitter), so no lower bound
+    assert 0.0 <= retry.event_specific_data.seconds_to_wait <= 0.8
     ids = bronze_ids(settings)
     assert len(ids) == 15 and len(set(ids)) == 15
     pages = [q["page"] for _, q, _ in api.seen]
