@@ -17,6 +17,7 @@ from ptdata.core import catalog
 from ptdata.core.config import BUNDLED_DEMO_CONFIG, ConfigError, Settings, load_config
 from ptdata.core.regimes import regime as regime_spec
 from ptdata.core.regimes import regime_names
+from ptdata.rl.dataplane.cli import add_parsers as add_dataplane_parsers
 
 # The instance config the CLI writes into DAGSTER_HOME. Runs launched from the UI, a schedule or a sensor wait in
 # Dagster's run queue: one at a time per partition, so a second run for a day waits for the first instead of
@@ -398,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate-config", help="check a config file and print what it defines")
     val.add_argument("path", nargs="?", help="config file (default: PTDATA_CONFIG, else $PTDATA_HOME/ptdata.yaml)")
     val.set_defaults(func=cmd_validate_config)
+    add_dataplane_parsers(sub)
     return parser
 
 
