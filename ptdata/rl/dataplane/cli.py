@@ -36,7 +36,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_buffered=args.max_buffered,
     )
     plane = Dataplane(Path(args.dir), prompts, settings, token_from_env())
-    serve(plane, ServeOptions(host=args.host, port=args.port, token=plane.token, seed=args.seed))
+    options = ServeOptions(host=args.host, port=args.port, token=plane.token, max_body_bytes=args.max_body_mb << 20)
+    serve(plane, options)
     return 0
 
 
@@ -56,4 +57,5 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--lease-timeout", type=float, default=300.0, help="seconds before an unacknowledged lease returns")
     s.add_argument("--max-buffered", type=_positive, default=100_000, help="most rollouts held at once")
     s.add_argument("--seed", type=int, default=0, help="the seed of the prompts' epoch order")
+    s.add_argument("--max-body-mb", type=_positive, default=64, help="largest request body (413 beyond)")
     s.set_defaults(func=cmd_serve)

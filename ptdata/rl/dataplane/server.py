@@ -56,7 +56,6 @@ class ServeOptions:
     port: int = 8731
     token: str | None = None
     max_body_bytes: int = MAX_BODY_BYTES
-    seed: int = 0
 
 
 class Dataplane:
