@@ -199,3 +199,16 @@ def test_kill_9_mid_stream_loses_nothing_accepted_and_serves_nothing_twice(demo_
         assert stats["accounting_holds"]
         assert len(trained) == len(set(trained)) == stats["acknowledged"]
         assert stats["admitted"] == stats["acknowledged"] + sum(stats["buffered"].values())
+
+
+def test_the_simulator_serves_whole_fresh_groups_and_the_accounting_holds(demo_home):
+    env = {**os.environ, "PTDATA_HOME": str(demo_home)}
+    env.pop("PTDATA_DATAPLANE_TOKEN", None)
+    cmd = [sys.executable, "-m", "ptdata.cli", "dataplane", "simulate", "--workers", "3", "--seconds", "3"]
+    out = subprocess.run(
+        [*cmd, "--group-size", "4", "--max-staleness", "1"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "split groups served: 0" in out.stdout and ": holds" in out.stdout
+    served = next(line for line in out.stdout.splitlines() if line.startswith("staleness served"))
+    assert "bound 1)" in served and ("(max 0," in served or "(max 1," in served)

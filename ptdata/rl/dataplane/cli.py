@@ -1,4 +1,4 @@
-"""`ptdata dataplane serve` (and, later, `simulate`): the dataplane's commands, added to the `ptdata` parser."""
+"""`ptdata dataplane serve` and `ptdata dataplane simulate`: the dataplane's commands, added to `ptdata`'s parser."""
 
 from __future__ import annotations
 
@@ -41,6 +41,37 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from ptdata.rl.dataplane.simulate import default_release, ok, report, simulate, started_server
+
+    def run(url: str) -> int:
+        result = simulate(
+            url,
+            args.workers,
+            args.seconds,
+            args.group_size,
+            args.tokens,
+            args.generate_ms / 1000,
+            args.batch_size,
+            args.max_staleness,
+        )
+        print(report(result))
+        return 0 if ok(result) else 1
+
+    if args.url:
+        return run(args.url)
+    serve_args = [
+        "--group-size",
+        str(args.group_size),
+        "--max-staleness",
+        str(args.max_staleness),
+        "--batch-size",
+        str(args.batch_size),
+    ]
+    with started_server(args.release or default_release(), serve_args) as url:
+        return run(url)
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     plane = sub.add_parser("dataplane", help="the RL dataplane: serve prompts, take rollouts, lease whole groups")
     commands = plane.add_subparsers(dest="dataplane_command", required=True, metavar="COMMAND")
@@ -59,3 +90,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--seed", type=int, default=0, help="the seed of the prompts' epoch order")
     s.add_argument("--max-body-mb", type=_positive, default=64, help="largest request body (413 beyond)")
     s.set_defaults(func=cmd_serve)
+    m = commands.add_parser("simulate", help="rollout workers and a trainer against a real server, on loopback")
+    m.add_argument("--workers", type=_positive, default=4, help="concurrent rollout workers (default 4)")
+    m.add_argument("--seconds", type=float, default=10.0, help="how long to run (default 10)")
+    m.add_argument("--release", help="the release to serve (default: the config's release name)")
+    m.add_argument("--url", help="a running server to use instead of starting one")
+    m.add_argument("--group-size", type=_positive, default=8)
+    m.add_argument("--max-staleness", type=int, default=2)
+    m.add_argument("--batch-size", type=_positive, default=64, help="rollouts the trainer takes a step")
+    m.add_argument("--tokens", type=_positive, default=1000, help="mean completion length in tokens")
+    m.add_argument("--generate-ms", type=float, default=20.0, help="a worker's time to generate a group")
+    m.set_defaults(func=cmd_simulate)
