@@ -368,6 +368,42 @@ GOLD_REJECTIONS = Table(
 )
 STAGE_RUNS = Table("stage_runs", "ops", STAGE_RUNS_SCHEMA, partitioned=False)
 
+# a rollout as the dataplane logs it (ptdata/rl/dataplane/records.py checks what a client posts)
+ROLLOUT_SCHEMA = pa.schema(
+    [
+        ("seq", pa.int64()),  # intake order, from 0: the log's own key
+        ("rollout_id", pa.string()),
+        ("prompt_id", pa.string()),
+        ("group_id", pa.string()),
+        ("sample_index", pa.int32()),
+        ("policy_version", pa.int64()),
+        ("oldest_version", pa.int64()),
+        ("prompt_ids", pa.list_(pa.int32())),
+        ("completion_ids", pa.list_(pa.int32())),
+        ("token_policy_versions", pa.list_(pa.int64())),
+        ("logprobs", pa.list_(pa.float32())),
+        ("text", pa.string()),
+        ("status", pa.string()),
+        ("reward", pa.float64()),  # the client's; null when the server verifies
+        ("timings", pa.map_(pa.string(), pa.float64())),
+        ("received_at", pa.float64()),
+    ]
+)
+ROLLOUTS = Table(
+    "rollouts",
+    "rl",
+    pa.schema([*ROLLOUT_SCHEMA, pa.field("date", pa.date32())]),
+    description="The rollouts the dataplane took in on the day (UTC), from its closed segments, as generated: "
+    "token ids, policy versions, the client's reward.",
+)
+VERIFIED_ROLLOUTS = Table(
+    "verified_rollouts",
+    "rl",
+    pa.schema([*ROLLOUTS.schema, pa.field("reward_source", pa.string()), pa.field("verifier_error", pa.string())]),
+    description="rollouts with the reward each was trained on: the client's, else the dataplane's verdict "
+    "(reward_source client | server; null while unverified), and the verifier's error kind.",
+)
+
 
 def release_folder(lake: Lake, name: str) -> str:
     """Where the release `name` is published: a folder of files, not a table (ptdata/release/build.py)."""
@@ -410,6 +446,8 @@ def tables() -> list[Table]:
         *(gold(r) for r in names),
         GOLD_REJECTIONS,
         STAGE_RUNS,
+        ROLLOUTS,
+        VERIFIED_ROLLOUTS,
     ]
 
 

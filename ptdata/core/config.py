@@ -260,6 +260,16 @@ class BronzeConfig(_Strict):
     batch_rows: Annotated[int, Field(ge=16)] = 4096
 
 
+class RlConfig(_Strict):
+    # the dataplane's folder (`ptdata dataplane serve --dir`), whose closed segments the rollouts asset reads;
+    # relative to the config's folder, default $PTDATA_HOME/dataplane
+    dataplane_dir: str | None = None
+    # a prompt whose pass rate is 0 or 1 over this many days of verified rollouts, with at least
+    # `curriculum_min_samples` of them, is reported for curriculum filtering
+    curriculum_window_days: Annotated[int, Field(ge=1)] = 7
+    curriculum_min_samples: Annotated[int, Field(ge=1)] = 8
+
+
 class PipelineConfig(_Strict):
     start_date: dt.date
     sources: list[SourceConfig] = []
@@ -274,6 +284,7 @@ class PipelineConfig(_Strict):
     automation: AutomationConfig = AutomationConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     cost: CostConfig = CostConfig()
+    rl: RlConfig = RlConfig()
 
     @model_validator(mode="after")
     def _unique_names(self) -> PipelineConfig:

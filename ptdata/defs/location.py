@@ -16,6 +16,7 @@ from ptdata.defs.gold import gold_asset, tokenizer_asset
 from ptdata.defs.parts import regime_parts_asset
 from ptdata.defs.release import release_asset
 from ptdata.defs.resources import PtdataResource
+from ptdata.defs.rl import rl_assets
 from ptdata.defs.silver import dedup_signatures_asset, eval_index_asset, silver_asset
 from ptdata.defs.sql_models import load_models, models_reading, sql_model_asset
 from ptdata.defs.stage_runs import stage_runs_asset
@@ -45,6 +46,7 @@ def build_definitions(
             *(gold_asset(r, partitions, cfg) for r in regime_names()),
             regime_parts_asset(catalog.GOLD_REJECTIONS, partitions, GOLD_CODE_VERSION),
             release_asset(cfg),
+            *rl_assets(partitions),
             *(sql_model_asset(m, partitions) for m in models),
         ]
         # stage_runs comes after every asset but the models that read it: a run's export then holds that run's stages

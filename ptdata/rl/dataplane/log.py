@@ -6,14 +6,15 @@ acknowledged to anyone, since a call is answered only after its frame is synced.
 and rename, and a file only grows, except for that torn tail.
 
 `SegmentLog` holds the rollouts: each accepted POST is one frame, an Arrow IPC stream of one record batch, in
-`segments/segment-<n>.arrow`; a segment is closed (never written again) when it passes `segment_bytes`, and closed
-segments are what the lake's `rollouts` table is built from. `ControlLog` holds everything else that must survive a
+`segments/segment-<n>.arrow`; a segment is closed (never written again) when it passes `segment_bytes` or a new
+day (UTC) begins, and closed segments are what the lake's `rollouts` table is built from. `ControlLog` holds everything else that must survive a
 restart, as JSON frames: policy versions, acknowledgements, evictions, server verdicts and the prompt cursor.
 ARCHITECTURE.md, "RL dataplane".
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import struct
 import zlib
@@ -27,6 +28,9 @@ from ptdata.rl.dataplane.records import ROLLOUT_SCHEMA
 
 _HEAD = struct.Struct("<II")
 SEGMENT_BYTES = 64 << 20
+# a dataplane folder's layout
+SEGMENTS = "segments"
+CONTROL_LOG = "control.log"
 
 
 class FramedFile:
@@ -44,19 +48,11 @@ class FramedFile:
         _sync_dir(path.parent)
 
     def _scan(self) -> tuple[list[bytes], int]:
-        frames: list[bytes] = []
-        if not self.path.exists():
-            return frames, 0
-        data = self.path.read_bytes()
-        at = 0
-        while at + _HEAD.size <= len(data):
-            length, crc = _HEAD.unpack_from(data, at)
-            payload = data[at + _HEAD.size : at + _HEAD.size + length]
-            if len(payload) < length or zlib.crc32(payload) != crc:
-                break
-            frames.append(payload)
-            at += _HEAD.size + length
-        return frames, at
+        frames, good = [], 0
+        if self.path.exists():
+            for payload, good in _frames(self.path.read_bytes()):  # noqa: B007 - good: the end of the last one
+                frames.append(payload)
+        return frames, good
 
     def append(self, payloads: list[bytes]) -> None:
         """Append the frames in one write and sync them."""
@@ -80,6 +76,11 @@ def _sync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _day(batch: pa.RecordBatch) -> dt.date:
+    received = batch.column("received_at")[0].as_py()
+    return dt.datetime.fromtimestamp(received, dt.UTC).date()
+
+
 def _ipc(batch: pa.RecordBatch) -> bytes:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, ROLLOUT_SCHEMA) as writer:
@@ -97,16 +98,27 @@ class SegmentLog:
         numbers = sorted(int(p.stem.split("-")[1]) for p in folder.glob("segment-*.arrow"))
         self._number = numbers[-1] if numbers else 0
         self._active = FramedFile(self._path(self._number))
+        last = self._active.frames[-1:]
+        self._day = _day(next(iter(pa.ipc.open_stream(last[0])))) if last else None
 
     def _path(self, number: int) -> Path:
         return self.folder / f"segment-{number:06d}.arrow"
 
     def append(self, batch: pa.RecordBatch) -> None:
+        """Append a batch (all of one intake, so of one day) and sync it; a new day starts a new segment, so a
+        closed segment holds one day's rollouts and a day is complete once a later one has begun."""
+        day = _day(batch)
+        if self._active.size and day != self._day:
+            self._rotate()
         self._active.append([_ipc(batch)])
+        self._day = day
         if self._active.size >= self.segment_bytes:
-            self._active.close()
-            self._number += 1
-            self._active = FramedFile(self._path(self._number))
+            self._rotate()
+
+    def _rotate(self) -> None:
+        self._active.close()
+        self._number += 1
+        self._active = FramedFile(self._path(self._number))
 
     def closed_segments(self) -> list[Path]:
         return [self._path(n) for n in range(self._number)]
@@ -123,18 +135,29 @@ class SegmentLog:
         self._active.close()
 
 
-def read_segment(path: Path) -> Iterator[pa.RecordBatch]:
-    """The batches of one segment file (a closed one, or what an active one holds now), without opening it for
-    writing."""
-    data = path.read_bytes()
+def _frames(data: bytes) -> Iterator[tuple[bytes, int]]:
+    """Each whole frame's payload and the offset after it, up to the first torn or corrupt one."""
     at = 0
     while at + _HEAD.size <= len(data):
         length, crc = _HEAD.unpack_from(data, at)
         payload = data[at + _HEAD.size : at + _HEAD.size + length]
         if len(payload) < length or zlib.crc32(payload) != crc:
             return
-        yield from pa.ipc.open_stream(payload)
         at += _HEAD.size + length
+        yield payload, at
+
+
+def read_frames(path: Path) -> Iterator[bytes]:
+    """The payloads of a log file, read only (a running server may be appending to it)."""
+    if path.exists():
+        for payload, _ in _frames(path.read_bytes()):
+            yield payload
+
+
+def read_segment(path: Path) -> Iterator[pa.RecordBatch]:
+    """The batches of one segment file, read only."""
+    for frame in read_frames(path):
+        yield from pa.ipc.open_stream(frame)
 
 
 class ControlLog:

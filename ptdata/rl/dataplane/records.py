@@ -18,31 +18,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from ptdata.core.catalog import ROLLOUT_SCHEMA
+
 STATUSES = ("completed", "truncated", "aborted", "failed")
 MAX_TOKENS = 1 << 20
 MAX_ID_CHARS = 256
 MAX_TEXT_CHARS = 1 << 22
 
-ROLLOUT_SCHEMA = pa.schema(
-    [
-        ("seq", pa.int64()),  # intake order, from 0: the log's own key
-        ("rollout_id", pa.string()),
-        ("prompt_id", pa.string()),
-        ("group_id", pa.string()),
-        ("sample_index", pa.int32()),
-        ("policy_version", pa.int64()),
-        ("oldest_version", pa.int64()),
-        ("prompt_ids", pa.list_(pa.int32())),
-        ("completion_ids", pa.list_(pa.int32())),
-        ("token_policy_versions", pa.list_(pa.int64())),
-        ("logprobs", pa.list_(pa.float32())),
-        ("text", pa.string()),
-        ("status", pa.string()),
-        ("reward", pa.float64()),  # the client's; null when the server verifies
-        ("timings", pa.map_(pa.string(), pa.float64())),
-        ("received_at", pa.float64()),
-    ]
-)
 _FIELDS = {f.name for f in ROLLOUT_SCHEMA} - {"seq", "oldest_version", "received_at"}
 _REQUIRED = ("prompt_id", "group_id", "policy_version", "completion_ids", "text", "status")
 

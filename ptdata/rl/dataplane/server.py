@@ -29,7 +29,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ptdata.rl.dataplane.buffer import Full, GroupBuffer, LeaseConflict, Settings
-from ptdata.rl.dataplane.log import ControlLog, SegmentLog
+from ptdata.rl.dataplane.log import CONTROL_LOG, SEGMENTS, ControlLog, SegmentLog
 from ptdata.rl.dataplane.prompts import PromptSet
 from ptdata.rl.dataplane.records import BadRollout, Limits, from_batch, parse_rollout, to_batch
 
@@ -63,8 +63,8 @@ class Dataplane:
 
     def __init__(self, folder: Path, prompts: PromptSet, settings: Settings, token: str | None = None) -> None:
         self.folder, self.prompts, self.token = folder, prompts, token
-        self.segments = SegmentLog(folder / "segments")
-        self.control = ControlLog(folder / "control.log")
+        self.segments = SegmentLog(folder / SEGMENTS)
+        self.control = ControlLog(folder / CONTROL_LOG)
         self.buffer = GroupBuffer(settings)
         self.buffer.apply(r for batch in self.segments.recovered() for r in from_batch(batch))
         self.buffer.replay(self.control.entries)

@@ -1,0 +1,86 @@
+"""RL assets: `rollouts` and `verified_rollouts`, daily, from the dataplane's closed segments (ptdata/rl/loop.py);
+specs of the staged-asset factory (ptdata/defs/factory.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import dagster as dg
+
+from ptdata.core import catalog
+from ptdata.core.outcome import Outcome
+from ptdata.defs.factory import Gate, Staged, StagedFile, Step, table_asset
+from ptdata.rl.dataplane.log import SEGMENTS
+from ptdata.rl.loop import dataplane_dir, stage_rollouts, stage_verified
+
+RL_CODE_VERSION = "1"
+
+
+def _stage_rollouts(step: Step, date: dt.date | None, _: Any) -> Staged:
+    folder = dataplane_dir(step.cfg, step.ptdata.settings.home)
+    part = catalog.ROLLOUTS.part(date)
+    staged = step.lake.staged_path(part, step.stage_id)
+    st = stage_rollouts(step.lake, folder, date, staged)
+    serving = (folder / SEGMENTS).exists()
+    complete = st.complete or not serving
+    desc = "" if complete else f"rollouts {date}: the dataplane's active segment may still take rollouts of the day"
+    meta = {"dataplane_dir": str(folder), "closed_segments": st.segments, "day_closed": st.complete}
+    return Staged(
+        date,
+        files=[StagedFile(staged, part, date.isoformat())],
+        audits={"complete": Outcome("complete", complete, meta, desc)},
+        records_in=st.rows,
+        info=st,
+    )
+
+
+def _stage_verified(step: Step, date: dt.date | None, _: Any) -> Staged:
+    folder = dataplane_dir(step.cfg, step.ptdata.settings.home)
+    part = catalog.VERIFIED_ROLLOUTS.part(date)
+    staged = step.lake.staged_path(part, step.stage_id)
+    st = stage_verified(step.lake, step.cfg, folder, date, staged)
+    unverified = st.figures["unverified"]
+    desc = f"verified_rollouts {date}: {unverified} rollouts have no reward yet (the server is verifying them)"
+    return Staged(
+        date,
+        files=[StagedFile(staged, part, date.isoformat())],
+        audits={
+            "verified": Outcome("verified", not unverified, {"unverified": unverified}, desc if unverified else "")
+        },
+        records_in=st.rows,
+        info=st,
+    )
+
+
+def _metadata(step: Step, runs: list[Staged], versions: dict[str, str], _: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"dagster/row_count": sum(r.info.rows for r in runs), "data_versions": versions}
+    figures = {r.date.isoformat(): r.info.figures for r in runs if r.info.figures}
+    if figures:
+        out["days"] = figures
+    return out
+
+
+def rl_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    return [
+        table_asset(
+            catalog.ROLLOUTS,
+            partitions,
+            description=catalog.ROLLOUTS.description,
+            code_version=RL_CODE_VERSION,
+            stage=_stage_rollouts,
+            metadata=_metadata,
+            gates=(Gate("complete", "a later day has begun in the closed segments: the day is whole", blocking=False),),
+            kinds=frozenset({"parquet", "arrow"}),
+        ),
+        table_asset(
+            catalog.VERIFIED_ROLLOUTS,
+            partitions,
+            description=catalog.VERIFIED_ROLLOUTS.description,
+            code_version=RL_CODE_VERSION,
+            stage=_stage_verified,
+            metadata=_metadata,
+            gates=(Gate("verified", "every rollout has the reward it was trained on", blocking=False),),
+            deps=["rollouts"],
+        ),
+    ]
