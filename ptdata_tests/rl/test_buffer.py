@@ -146,3 +146,27 @@ def test_replaying_the_logs_gives_the_same_state():
     keep = ("admitted", "acknowledged", "evicted", "buffered", "unverified", "accounting_holds", "rewards")
     assert {k: again.stats()[k] for k in keep} == {k: buf.stats()[k] for k in keep}
     assert again.stats()["buffered"] == {"pending": 2, "ready": 4, "leased": 0}  # d waits for its verdicts
+
+
+def test_a_restart_loads_only_what_is_above_the_low_water_mark():
+    settings = Settings(group_size=2, batch_size=100)
+    buf = GroupBuffer(settings)
+    rollouts = []
+    for group in ("a", "b", "c"):
+        fresh, _ = buf.admit([_rollout(group, k) for k in range(2)], 0.0)
+        buf.apply(fresh)
+        rollouts += fresh
+    log: list[dict] = []
+    lease, _ = buf.take(2, now=0.0)  # a: the oldest
+    log += buf.ack(lease.lease_id, now=0.0)
+    buf.replay(log)
+    assert log[-1]["lwm"] == 2  # a's two rollouts are done
+    again = GroupBuffer(settings)
+    again.skip(r for r in rollouts if r.seq < 2)
+    again.apply(r for r in rollouts if r.seq >= 2)
+    again.replay(log)
+    assert set(again.groups) == {"b", "c"}
+    assert {k: again.stats()[k] for k in ("admitted", "acknowledged", "buffered", "accounting_holds")} == {
+        k: buf.stats()[k] for k in ("admitted", "acknowledged", "buffered", "accounting_holds")
+    }
+    assert again.admit([_rollout("a", 0)], 0.0) == ([], 1)  # a resend of a done rollout is still recognised

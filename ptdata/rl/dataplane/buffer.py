@@ -15,7 +15,9 @@ moment: admitted = acknowledged + evicted (stale, failed) + filtered (zero varia
 held or leased).
 
 This module does no I/O: each change that must survive a restart is returned as control-log entries, which the
-server writes (and syncs) before it answers and a restart replays (`replay`). ARCHITECTURE.md, "RL dataplane".
+server writes (and syncs) before it answers and a restart replays (`replay`). Acknowledgements and evictions
+carry the low-water mark, the least seq not yet done: a restart loads only the rollouts at or above the last one
+(`skip` keeps the ids of those below, so a resend of one is still recognised). ARCHITECTURE.md, "RL dataplane".
 """
 
 from __future__ import annotations
@@ -232,7 +234,21 @@ class GroupBuffer:
         if reason == "zero_variance":
             entry["reward"] = next(iter(group.rewards.values()))
         self._close(group.group_id, f"evicted_{reason}", entry.get("reward"))
+        entry["lwm"] = self.low_water_mark()
         return entry
+
+    def low_water_mark(self, closing: Iterable[str] = ()) -> int:
+        """The least seq of a rollout not yet acknowledged or evicted (once `closing` is): every rollout below it is
+        done, so a restart need not load it. A group's first rollout has its least seq."""
+        closing = set(closing)
+        return min((g.first_seq for gid, g in self.groups.items() if gid not in closing), default=self.next_seq)
+
+    def skip(self, rollouts: Iterable[Rollout]) -> None:
+        """Rollouts below the low-water mark, read back at a restart: done, kept only to recognise a resend."""
+        for r in rollouts:
+            self.next_seq = max(self.next_seq, r.seq + 1)
+            self.seen.add(r.rollout_id)
+            self.counts["admitted"] += 1
 
     def _close(self, gid: str, counter: str, reward: float | None = None) -> None:
         group = self.groups.pop(gid, None)
@@ -261,7 +277,15 @@ class GroupBuffer:
         lease = self.leases.get(lease_id)
         if lease is None:
             raise LeaseConflict(f"lease {lease_id!r} is unknown or expired: its groups went back to the buffer")
-        return [{"t": "ack", "lease": lease_id, "groups": lease.groups, "staleness": lease.staleness}]
+        rollouts = [len(self.groups[gid].rollouts) for gid in lease.groups]
+        entry = {
+            "t": "ack",
+            "lease": lease_id,
+            "groups": lease.groups,
+            "rollouts": rollouts,
+            "staleness": lease.staleness,
+        }
+        return [{**entry, "lwm": self.low_water_mark(lease.groups)}]
 
     # -- restart -----------------------------------------------------------------------------------------------
 
@@ -280,13 +304,22 @@ class GroupBuffer:
                 self.leases.pop(e["lease"], None)
                 self.acked_leases.add(e["lease"])
                 self.staleness_trained.update(e["staleness"])
-                for gid in e["groups"]:
-                    self._close(gid, "acknowledged")
+                for gid, n in zip(e["groups"], e["rollouts"], strict=True):
+                    if gid in self.groups:
+                        self._close(gid, "acknowledged")
+                    else:  # below the low-water mark: not loaded at the restart
+                        self.done.add(gid)
+                        self.counts["acknowledged"] += n
             elif kind == "evict":
+                self.verdicts(verdicts)
+                verdicts = []
                 if e["group"] in self.groups:
-                    self.verdicts(verdicts)
-                    verdicts = []
                     self._evict_entry(self.groups[e["group"]], e["reason"])
+                elif e["group"] not in self.done:
+                    self.done.add(e["group"])
+                    self.counts[f"evicted_{e['reason']}"] += e["rollouts"]
+                    if "reward" in e:
+                        self.filtered_rewards[f"{e['reward']:g}"] += 1
         self.verdicts(verdicts)
 
     # -- figures -----------------------------------------------------------------------------------------------

@@ -66,8 +66,13 @@ class Dataplane:
         self.segments = SegmentLog(folder / SEGMENTS)
         self.control = ControlLog(folder / CONTROL_LOG)
         self.buffer = GroupBuffer(settings)
-        self.buffer.apply(r for batch in self.segments.recovered() for r in from_batch(batch))
-        self.buffer.replay(self.control.entries)
+        entries = self.control.entries
+        lwm = max((e.get("lwm", 0) for e in entries if e["t"] in ("ack", "evict")), default=0)
+        for batch in self.segments.recovered():
+            rollouts = from_batch(batch)
+            self.buffer.skip(r for r in rollouts if r.seq < lwm)
+            self.buffer.apply(r for r in rollouts if r.seq >= lwm)
+        self.buffer.replay(entries)
         cursors = [e["cursor"] for e in self.control.entries if e["t"] == "prompts"]
         self.prompts.cursor = max(cursors, default=0)
         self.control.entries = []
