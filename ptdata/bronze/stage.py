@@ -93,6 +93,7 @@ def stage_bronze(
                 landing_dir=landing / source.name / date.isoformat(),
                 config_dir=cfg.folder,
                 max_record_bytes=cfg.pipeline.bronze.max_record_bytes,
+                lake_root=lake.root,
             )
             stats = staged.stats.setdefault(source.name, SourceStats())
             row_groups = RowGroups(batch_rows)

@@ -146,7 +146,22 @@ class SqlSource(_SourceBase):
         return q
 
 
-SourceConfig = Annotated[FilesSource | HttpSource | WebSource | SqlSource, Field(discriminator="kind")]
+class RolloutsSource(_SourceBase):
+    """Rejection sampling: the lake's verified_rollouts of the day whose reward is at least `min_reward`, each its
+    prompt and completion as a conversation (ptdata/sources/rollouts.py)."""
+
+    kind: Literal["rollouts"]
+    min_reward: float = 1.0
+    statuses: list[Literal["completed", "truncated", "aborted", "failed"]] = ["completed"]
+
+    @model_validator(mode="after")
+    def _conversations(self) -> RolloutsSource:
+        if "messages" not in regime_spec(self.regime).column_names:
+            raise ValueError(f"a rollouts source makes conversations: regime {self.regime!r} has no messages")
+        return self
+
+
+SourceConfig = Annotated[FilesSource | HttpSource | WebSource | SqlSource | RolloutsSource, Field(discriminator="kind")]
 
 
 class EvalSet(_Strict):

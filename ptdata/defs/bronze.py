@@ -94,6 +94,8 @@ def bronze_asset(regime: str, partitions: dg.PartitionsDefinition, cfg: LoadedCo
         metadata=_metadata,
         gates=GATES,
         kinds=frozenset({"parquet", "python"}),
+        # a rollouts source reads the day's verified_rollouts (rejection sampling)
+        deps=[catalog.VERIFIED_ROLLOUTS.name] if any(s.kind == "rollouts" for s in p.sources_of(regime)) else [],
         drift="volume, mean length, quarantine rate against the trailing days",
         # a source that cannot be reached fails the step (SourceUnavailable) and is retried later
         retry_policy=dg.RetryPolicy(

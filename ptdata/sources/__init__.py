@@ -13,6 +13,7 @@ _READERS = {
     "http": ("ptdata.sources.http", "read_http"),
     "web": ("ptdata.sources.web", "read_web"),
     "sql": ("ptdata.sources.sql", "read_sql"),
+    "rollouts": ("ptdata.sources.rollouts", "read_rollouts"),
 }
 
 

@@ -39,6 +39,7 @@ class SourceContext:
     landing_dir: Path  # $PTDATA_HOME/landing/<source>/<date>/
     config_dir: Path  # relative paths in the config are relative to this folder
     max_record_bytes: int = 4 * 1024 * 1024
+    lake_root: str = ""  # the lake, for the sources that read it (rollouts)
     notes: list[str] = field(default_factory=list)  # things worth a line in the run's metadata
     bytes_read: int = 0  # bytes taken from storage (compressed size for files); readers that know it add it
 

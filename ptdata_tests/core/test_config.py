@@ -125,7 +125,7 @@ def test_readme_example_config_is_valid(tmp_path):
     (tmp_path / "evals").mkdir()
     (tmp_path / "evals" / "gsm8k_test.jsonl.gz").write_bytes(b"")
     cfg = _parse(yaml.safe_load(block), tmp_path, {"PG_PASSWORD": "pw", "API_TOKEN": "token"}).pipeline
-    assert {s.kind for s in cfg.sources} == {"files", "sql", "http", "web"}
+    assert {s.kind for s in cfg.sources} == {"files", "sql", "http", "web", "rollouts"}
 
 
 def test_per_source_quality_rules_and_languages_are_validated_at_load(tmp_path):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import numpy as np
 import pyarrow.parquet as pq
 
 from ptdata.rl.dataplane.log import ControlLog, SegmentLog
 from ptdata.rl.dataplane.records import Rollout, to_batch
-from ptdata_tests.conftest import run
+from ptdata_tests.conftest import landing, run
 
 D1, D2 = dt.date(2026, 11, 1), dt.date(2026, 11, 2)
 
@@ -87,3 +88,55 @@ def test_closed_segments_become_the_days_rollouts_with_their_rewards(make_home, 
     check = next(c for c in later.get_asset_check_evaluations() if c.check_name == "complete")
     assert later.success and not check.passed  # the active segment may still take day 2's rollouts
     assert pq.read_table(lake / "rollouts" / f"date={D2}" / "part-0.parquet").num_rows == 0
+
+
+def test_verified_high_reward_completions_become_sft_records_with_their_provenance(make_home, instance, tmp_path):
+    folder = tmp_path / "dataplane"
+    settings = make_home(
+        {
+            "start_date": D1.isoformat(),
+            "sources": [
+                {"name": "problems", "regime": "rlvr", "kind": "files", "verifier": "exact"},
+                {"name": "sampled", "regime": "sft", "kind": "rollouts", "min_reward": 1.0, "license": "cc-by-4.0"},
+            ],
+            "quality": {"min_pass_rate": 0.5},
+            "rl": {"dataplane_dir": str(folder)},
+        }
+    )
+    problems = [
+        {"question": f"What is the capital of country number {i}? Answer with one word.", "answer": f"City{i}"}
+        for i in range(2)
+    ]
+    (landing(settings, "problems", D1.isoformat()) / "p.jsonl").write_text(
+        "".join(json.dumps(p) + "\n" for p in problems)
+    )
+    # day 1: the prompts come in (the loop's rollouts of day 1 are none: the dataplane has not begun)
+    assert run(settings, instance, D1.isoformat()).success
+    silver = pq.read_table(settings.home / "lake" / "silver" / "silver_rlvr" / f"date={D1}" / "part-0.parquet")
+    first, second = silver["record_id"].to_pylist()
+    log = SegmentLog(folder / "segments")
+    day2 = [
+        *_rollouts(D2, 0, first, [1.0, 0.0]),
+        *_rollouts(D2, 2, second, [1.0, 1.0]),
+        *_rollouts(D2, 4, "no-such-prompt", [1.0]),
+    ]
+    for r, text in zip(day2, ["City0, of course.", "Town0", "City1", "It is City1.", "?"], strict=True):
+        r.text = text
+    log.append(to_batch(day2))
+    log.append(to_batch(_rollouts(D2 + dt.timedelta(days=1), 5, first, [1.0])))  # day 3 begins: day 2 is whole
+    log.close()
+    result = run(settings, instance, D2.isoformat(), select="key:rollouts or key:verified_rollouts or key:bronze_sft")
+    assert result.success
+    bronze = pq.read_table(settings.home / "lake" / "bronze" / "bronze_sft" / f"date={D2}" / "part-0.parquet")
+    rows = {r["source_key"]: r for r in bronze.to_pylist()}
+    assert sorted(rows) == sorted(r.rollout_id for r in day2[:4] if r.reward == 1.0)
+    kept = rows[day2[0].rollout_id]
+    assert kept["messages"][-1] == {"role": "assistant", "content": "City0, of course."}
+    assert kept["messages"][0]["content"].startswith("What is the capital of country number 0")
+    meta = json.loads(kept["meta"])
+    assert meta["policy_version"] == 2 and meta["prompt_id"] == first and kept["license"] == "cc-by-4.0"
+    assert kept["source_uri"] == f"rl/verified_rollouts/date={D2}#0"
+    quarantine = pq.read_table(
+        settings.home / "lake" / "bronze" / "bronze_quarantine" / f"date={D2}" / "regime=sft" / "part-0.parquet"
+    )
+    assert [e.split(":")[0] for e in quarantine["error"].to_pylist()] == ["missing_prompt"]

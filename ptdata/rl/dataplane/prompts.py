@@ -57,7 +57,7 @@ class PromptSet:
         shards = json.loads(manifest.read_text()).get("shards", {}).get("gold_rlvr", [])
         columns = ["record_id", "prompt_ids", "answer", "verifier", "verifier_args"]
         rows = [r for s in shards for r in pq.read_table(folder / s["file"], columns=columns).to_pylist()]
-        messages = _messages(lake, [r["record_id"] for r in rows])
+        messages = prompt_messages(lake, [r["record_id"] for r in rows])
         with open(folder / "tokenizer.json", "rb") as f:
             vocab = _vocab_size(orjson.loads(f.read()))
         prompts = [
@@ -101,7 +101,8 @@ class PromptSet:
         return self._order
 
 
-def _messages(lake: Lake, record_ids: list[str]) -> dict[str, list[dict[str, str]]]:
+def prompt_messages(lake: Lake, record_ids: list[str]) -> dict[str, list[dict[str, str]]]:
+    """The prompt messages of rlvr records, from the lake's silver_rlvr, by record_id (absent: not there)."""
     files = f"{lake.root}/silver/silver_rlvr/**/*.parquet"
     if not record_ids or not list(Path(lake.root, "silver", "silver_rlvr").rglob("*.parquet")):
         return {}
