@@ -403,6 +403,26 @@ VERIFIED_ROLLOUTS = Table(
     description="rollouts with the reward each was trained on: the client's, else the dataplane's verdict "
     "(reward_source client | server; null while unverified), and the verifier's error kind.",
 )
+ROLLOUT_GROUPS = Table(
+    "rollout_groups",
+    "rl",
+    pa.schema(
+        [
+            ("group_id", pa.string()),
+            ("prompt_id", pa.string()),
+            # acknowledged (trained on), stale, failed, zero_variance (evicted), or open (still in the buffer)
+            ("outcome", pa.string()),
+            ("rollouts", pa.int32()),
+            ("oldest_version", pa.int64()),
+            ("newest_version", pa.int64()),
+            ("staleness_served", pa.int64()),  # the most of its rollouts' when it was acknowledged
+            ("mean_reward", pa.float64()),
+            ("date", pa.date32()),
+        ]
+    ),
+    description="Each prompt group that began on the day (its first rollout), with what became of it, from the "
+    "dataplane's control log: trained on (with the staleness it was served at) or evicted and why.",
+)
 
 
 def release_folder(lake: Lake, name: str) -> str:
@@ -448,6 +468,7 @@ def tables() -> list[Table]:
         STAGE_RUNS,
         ROLLOUTS,
         VERIFIED_ROLLOUTS,
+        ROLLOUT_GROUPS,
     ]
 
 

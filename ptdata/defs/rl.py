@@ -1,4 +1,4 @@
-"""RL assets: `rollouts` and `verified_rollouts`, daily, from the dataplane's closed segments (ptdata/rl/loop.py);
+"""RL assets: `rollouts`, `verified_rollouts` and `rollout_groups`, daily, from the dataplane's closed segments (ptdata/rl/loop.py);
 specs of the staged-asset factory (ptdata/defs/factory.py)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from ptdata.core import catalog
 from ptdata.core.outcome import Outcome
 from ptdata.defs.factory import Gate, Staged, StagedFile, Step, table_asset
 from ptdata.rl.dataplane.log import SEGMENTS
-from ptdata.rl.loop import dataplane_dir, stage_rollouts, stage_verified
+from ptdata.rl.loop import dataplane_dir, stage_groups, stage_rollouts, stage_verified
 
 RL_CODE_VERSION = "1"
 
@@ -53,6 +53,22 @@ def _stage_verified(step: Step, date: dt.date | None, _: Any) -> Staged:
     )
 
 
+def _stage_groups(step: Step, date: dt.date | None, _: Any) -> Staged:
+    folder = dataplane_dir(step.cfg, step.ptdata.settings.home)
+    part = catalog.ROLLOUT_GROUPS.part(date)
+    staged = step.lake.staged_path(part, step.stage_id)
+    st = stage_groups(step.lake, folder, date, staged)
+    open_groups = st.figures["outcomes"].get("open", 0)
+    desc = f"rollout_groups {date}: {open_groups} groups are still in the dataplane's buffer" if open_groups else ""
+    return Staged(
+        date,
+        files=[StagedFile(staged, part, date.isoformat())],
+        audits={"closed": Outcome("closed", not open_groups, {"open": open_groups}, desc)},
+        records_in=st.rows,
+        info=st,
+    )
+
+
 def _metadata(step: Step, runs: list[Staged], versions: dict[str, str], _: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"dagster/row_count": sum(r.info.rows for r in runs), "data_versions": versions}
     figures = {r.date.isoformat(): r.info.figures for r in runs if r.info.figures}
@@ -82,5 +98,15 @@ def rl_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
             metadata=_metadata,
             gates=(Gate("verified", "every rollout has the reward it was trained on", blocking=False),),
             deps=["rollouts"],
+        ),
+        table_asset(
+            catalog.ROLLOUT_GROUPS,
+            partitions,
+            description=catalog.ROLLOUT_GROUPS.description,
+            code_version=RL_CODE_VERSION,
+            stage=_stage_groups,
+            metadata=_metadata,
+            gates=(Gate("closed", "every group of the day was trained on or evicted", blocking=False),),
+            deps=["verified_rollouts"],
         ),
     ]

@@ -3,7 +3,9 @@
 `rollouts` of day D are the rows of the closed segments (ptdata/rl/dataplane/log.py) received on D (UTC), in
 intake order; the segments are only read, never opened for writing, so a running server is not disturbed. The day
 is complete once a later day's rollouts have come in (segments rotate at midnight, so D's are then all in closed
-segments): before that, the active segment may still take rollouts of D. `verified_rollouts` adds the reward each rollout was trained on, the
+segments): before that, the active segment may still take rollouts of D. `rollout_groups` says what became of
+each group that began on D (acknowledged with the staleness it was served at, or evicted and why) from the
+control log's acknowledgements and evictions. `verified_rollouts` adds the reward each rollout was trained on, the
 client's or else the server's verdict from the control log, and reports rewards per policy version, the pass
 rate per prompt (its difficulty), verifier error rates, and the prompts whose pass rate stayed 0 or 1 over the
 window (for curriculum filtering). ARCHITECTURE.md, "RL dataplane".
@@ -88,6 +90,70 @@ def read_verdicts(folder: Path) -> dict[int, tuple[float, str | None]]:
         entry = orjson.loads(frame)
         if entry["t"] == "verdict":
             out[entry["seq"]] = (entry["reward"], entry.get("error"))
+    return out
+
+
+def read_outcomes(folder: Path) -> dict[str, tuple[str, int | None]]:
+    """What became of each closed group, by group id: (acknowledged, the most staleness it was served at) or
+    (the eviction's reason, None), from the control log."""
+    out: dict[str, tuple[str, int | None]] = {}
+    for frame in read_frames(folder / CONTROL_LOG):
+        entry = orjson.loads(frame)
+        if entry["t"] == "ack":
+            at = 0
+            for gid, n in zip(entry["groups"], entry["rollouts"], strict=True):
+                out[gid] = ("acknowledged", max(entry["staleness"][at : at + n]))
+                at += n
+        elif entry["t"] == "evict":
+            out[entry["group"]] = (entry["reason"], None)
+    return out
+
+
+def stage_groups(lake: Lake, folder: Path, date: dt.date, staged: str) -> StagedRollouts:
+    """The groups whose first rollout came in on `date` (from the day's verified rollouts), with their outcome."""
+    rollouts = lake.read_table(
+        lake.path(catalog.VERIFIED_ROLLOUTS.part(date)),
+        columns=["seq", "group_id", "prompt_id", "oldest_version", "policy_version", "reward"],
+    ).sort_by("seq")
+    groups: dict[str, dict[str, Any]] = {}
+    for r in rollouts.to_pylist():
+        g = groups.setdefault(
+            r["group_id"], {"prompt_id": r["prompt_id"], "n": 0, "old": r["oldest_version"], "new": 0, "rewards": []}
+        )
+        g["n"] += 1
+        g["old"], g["new"] = min(g["old"], r["oldest_version"]), max(g["new"], r["policy_version"])
+        if r["reward"] is not None:
+            g["rewards"].append(r["reward"])
+    outcomes = read_outcomes(folder)
+    rows = []
+    for gid, g in groups.items():
+        outcome, staleness = outcomes.get(gid, ("open", None))
+        rewards = g["rewards"]
+        rows.append(
+            {
+                "group_id": gid,
+                "prompt_id": g["prompt_id"],
+                "outcome": outcome,
+                "rollouts": g["n"],
+                "oldest_version": g["old"],
+                "newest_version": g["new"],
+                "staleness_served": staleness,
+                "mean_reward": sum(rewards) / len(rewards) if rewards else None,
+                "date": date,
+            }
+        )
+    table = pa.Table.from_pylist(rows, schema=catalog.ROLLOUT_GROUPS.schema)
+    with lake.parquet_writer(staged, catalog.ROLLOUT_GROUPS.schema) as writer:
+        writer.write_table(table)
+    out = StagedRollouts(rows=len(rows), complete=all(r["outcome"] != "open" for r in rows))
+    out.figures = {"outcomes": dict(sorted(_count(r["outcome"] for r in rows).items()))}
+    return out
+
+
+def _count(values: Any) -> dict[str, int]:
+    out: dict[str, int] = defaultdict(int)
+    for v in values:
+        out[v] += 1
     return out
 
 

@@ -52,6 +52,10 @@ def _dataplane(folder) -> None:
     control.append(
         *({"t": "verdict", "seq": s, "reward": 0.0, "error": "timeout" if s == 7 else None} for s in range(4, 8))
     )
+    control.append(
+        {"t": "ack", "lease": "l1", "groups": [f"g-{D1}-p1"], "rollouts": [4], "staleness": [1, 2, 1, 1], "lwm": 4},
+        {"t": "evict", "group": f"g-{D1}-p2", "reason": "stale", "rollouts": 4, "lwm": 8},
+    )
     log.close()
     control.close()
 
@@ -62,7 +66,8 @@ def test_closed_segments_become_the_days_rollouts_with_their_rewards(make_home, 
     settings = make_home(
         {"start_date": D1.isoformat(), "sources": [], "rl": {"dataplane_dir": str(folder), "curriculum_min_samples": 4}}
     )
-    result = run(settings, instance, D1.isoformat(), select="key:rollouts or key:verified_rollouts")
+    select = "key:rollouts or key:verified_rollouts or key:rollout_groups or key:rl_group_outcomes"
+    result = run(settings, instance, D1.isoformat(), select=select)
     assert result.success
     lake = settings.home / "lake" / "rl"
     rollouts = pq.read_table(lake / "rollouts" / f"date={D1}" / "part-0.parquet")
@@ -83,6 +88,17 @@ def test_closed_segments_become_the_days_rollouts_with_their_rewards(make_home, 
     assert day["pass_rate_histogram"]["1"] == 1 and day["pass_rate_histogram"]["0"] == 1
     assert day["curriculum"]["first_always_solved"] == ["p1"] and day["curriculum"]["first_never_solved"] == ["p2"]
     assert day["verifier_error_rate"] == {"timeout": 0.25}
+    groups = pq.read_table(lake / "rollout_groups" / f"date={D1}" / "part-0.parquet").to_pylist()
+    assert [(g["outcome"], g["rollouts"], g["staleness_served"]) for g in groups] == [
+        ("acknowledged", 4, 2),
+        ("stale", 4, None),
+    ]
+    assert checks["closed"].passed
+    mart = pq.read_table(settings.home / "lake" / "marts" / "rl_group_outcomes" / f"date={D1}").to_pylist()
+    assert [(m["outcome"], m["groups"], m["max_staleness_served"]) for m in mart] == [
+        ("acknowledged", 1, 2),
+        ("stale", 1, None),
+    ]
 
     later = run(settings, instance, D2.isoformat(), select="key:rollouts")
     check = next(c for c in later.get_asset_check_evaluations() if c.check_name == "complete")
