@@ -165,18 +165,23 @@ def _shutdown() -> None:
 Finalize(None, _shutdown, exitpriority=100)
 
 
-def _init_worker(preload: tuple[str, ...]) -> None:
-    # each worker is one core: libraries that would start a thread per core in every worker get one
-    os.environ.update(RAYON_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", POLARS_MAX_THREADS="1")
+def exit_with_parent() -> None:
+    """In a worker process: exit when the process that started it is gone (a worker whose run was killed would
+    otherwise wait for tasks forever), watched by a daemon thread."""
     parent = os.getppid()
 
-    def exit_with_parent() -> None:
-        # a worker whose run was killed would otherwise wait for tasks forever
+    def watch() -> None:
         while os.getppid() == parent:
             time.sleep(1.0)
         os._exit(1)
 
-    threading.Thread(target=exit_with_parent, daemon=True).start()
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _init_worker(preload: tuple[str, ...]) -> None:
+    # each worker is one core: libraries that would start a thread per core in every worker get one
+    os.environ.update(RAYON_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", POLARS_MAX_THREADS="1")
+    exit_with_parent()
     calls = []
     for name in preload:
         module, _, function = name.partition(":")

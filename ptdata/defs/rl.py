@@ -9,10 +9,11 @@ from typing import Any
 import dagster as dg
 
 from ptdata.core import catalog
+from ptdata.core.lake import TablePartition
 from ptdata.core.outcome import Outcome
 from ptdata.defs.factory import Gate, Staged, StagedFile, Step, table_asset
 from ptdata.rl.dataplane.log import SEGMENTS
-from ptdata.rl.loop import dataplane_dir, stage_groups, stage_rollouts, stage_verified
+from ptdata.rl.loop import StagedRollouts, dataplane_dir, stage_groups, stage_rollouts, stage_verified
 
 RL_CODE_VERSION = "1"
 
@@ -20,53 +21,36 @@ RL_CODE_VERSION = "1"
 def _stage_rollouts(step: Step, date: dt.date | None, _: Any) -> Staged:
     folder = dataplane_dir(step.cfg, step.ptdata.settings.home)
     part = catalog.ROLLOUTS.part(date)
-    staged = step.lake.staged_path(part, step.stage_id)
-    st = stage_rollouts(step.lake, folder, date, staged)
-    serving = (folder / SEGMENTS).exists()
-    complete = st.complete or not serving
-    desc = "" if complete else f"rollouts {date}: the dataplane's active segment may still take rollouts of the day"
+    st = stage_rollouts(step.lake, folder, date, step.lake.staged_path(part, step.stage_id))
+    # without a dataplane folder there is nothing to wait for
+    complete = st.complete or not (folder / SEGMENTS).exists()
+    desc = f"rollouts {date}: the dataplane's active segment may still take rollouts of the day"
     meta = {"dataplane_dir": str(folder), "closed_segments": st.segments, "day_closed": st.complete}
-    return Staged(
-        date,
-        files=[StagedFile(staged, part, date.isoformat())],
-        audits={"complete": Outcome("complete", complete, meta, desc)},
-        records_in=st.rows,
-        info=st,
-    )
+    return _staged(step, part, st, Outcome("complete", complete, meta, "" if complete else desc))
 
 
 def _stage_verified(step: Step, date: dt.date | None, _: Any) -> Staged:
     folder = dataplane_dir(step.cfg, step.ptdata.settings.home)
     part = catalog.VERIFIED_ROLLOUTS.part(date)
-    staged = step.lake.staged_path(part, step.stage_id)
-    st = stage_verified(step.lake, step.cfg, folder, date, staged)
-    unverified = st.figures["unverified"]
-    desc = f"verified_rollouts {date}: {unverified} rollouts have no reward yet (the server is verifying them)"
-    return Staged(
-        date,
-        files=[StagedFile(staged, part, date.isoformat())],
-        audits={
-            "verified": Outcome("verified", not unverified, {"unverified": unverified}, desc if unverified else "")
-        },
-        records_in=st.rows,
-        info=st,
-    )
+    st = stage_verified(step.lake, step.cfg, folder, date, step.lake.staged_path(part, step.stage_id))
+    n = st.figures["unverified"]
+    desc = f"verified_rollouts {date}: {n} rollouts have no reward yet (the server is verifying them)" if n else ""
+    return _staged(step, part, st, Outcome("verified", not n, {"unverified": n}, desc))
 
 
 def _stage_groups(step: Step, date: dt.date | None, _: Any) -> Staged:
     folder = dataplane_dir(step.cfg, step.ptdata.settings.home)
     part = catalog.ROLLOUT_GROUPS.part(date)
+    st = stage_groups(step.lake, folder, date, step.lake.staged_path(part, step.stage_id))
+    n = st.figures["outcomes"].get("open", 0)
+    desc = f"rollout_groups {date}: {n} groups are still in the dataplane's buffer" if n else ""
+    return _staged(step, part, st, Outcome("closed", not n, {"open": n}, desc))
+
+
+def _staged(step: Step, part: TablePartition, st: StagedRollouts, gate: Outcome) -> Staged:
     staged = step.lake.staged_path(part, step.stage_id)
-    st = stage_groups(step.lake, folder, date, staged)
-    open_groups = st.figures["outcomes"].get("open", 0)
-    desc = f"rollout_groups {date}: {open_groups} groups are still in the dataplane's buffer" if open_groups else ""
-    return Staged(
-        date,
-        files=[StagedFile(staged, part, date.isoformat())],
-        audits={"closed": Outcome("closed", not open_groups, {"open": open_groups}, desc)},
-        records_in=st.rows,
-        info=st,
-    )
+    files = [StagedFile(staged, part, part.date.isoformat())]
+    return Staged(part.date, files=files, audits={gate.name: gate}, records_in=st.rows, info=st)
 
 
 def _metadata(step: Step, runs: list[Staged], versions: dict[str, str], _: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,6 @@ verifiers".
 from __future__ import annotations
 
 import importlib
-import os
 import threading
 import time
 from collections import deque
@@ -22,8 +21,12 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.util import Finalize
 from typing import Any
 
-from ptdata.core.executor import workers_from_env
+from ptdata.core.executor import exit_with_parent, workers_from_env
 from ptdata.rl.verifiers import VERIFIERS, UnusableReference, Verdict, parse_args, verify_many
+
+# what a worker sends once it has imported and warmed up its verifiers
+_READY = "ready"
+START_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -51,14 +54,8 @@ def _serve(conn: Connection, preload: tuple[str, ...]) -> None:
     for module in preload:
         importlib.import_module(module)
     math_match.warm_up()
-    parent = os.getppid()
-
-    def exit_with_parent() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=exit_with_parent, daemon=True).start()
+    exit_with_parent()
+    conn.send(_READY)
     while True:
         try:
             task = conn.recv()
@@ -75,6 +72,15 @@ class _Worker:
         self.process = get_context("spawn").Process(target=_serve, args=(child, preload), daemon=True)
         self.process.start()
         child.close()
+        self.ready = False
+
+    def send(self, task: VerifyTask) -> None:
+        """Send a task once the worker has started: a task's wall clock does not count the worker's start-up."""
+        if not self.ready:
+            if not self.conn.poll(START_TIMEOUT_S) or self.conn.recv() != _READY:
+                raise RuntimeError(f"a verifier worker did not start within {START_TIMEOUT_S:g}s")
+            self.ready = True
+        self.conn.send(task)
 
     def kill(self) -> None:
         self.process.kill()
@@ -116,7 +122,7 @@ class VerifierPool:
         while todo or busy:
             while todo and idle:
                 worker, i = idle.pop(), todo.popleft()
-                worker.conn.send(tasks[i])
+                worker.send(tasks[i])
                 busy[worker.conn] = (worker, i, time.monotonic() + _time_limit(tasks[i], self.time_limit_s))
             timeout = max(0.0, min(deadline for _, _, deadline in busy.values()) - time.monotonic())
             for conn in wait(list(busy), timeout):
@@ -130,7 +136,8 @@ class VerifierPool:
                     idle.append(self._replace(worker))
             now = time.monotonic()
             for conn, (worker, i, deadline) in list(busy.items()):
-                if now >= deadline:
+                # a verdict waiting in the pipe came in time (this loop may have waited on a worker's start)
+                if now >= deadline and not conn.poll():
                     del busy[conn]
                     limit = _time_limit(tasks[i], self.time_limit_s)
                     killed = Verdict(0.0, "timeout", f"no verdict within {limit:g}s: the worker was killed")
