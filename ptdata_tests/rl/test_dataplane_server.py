@@ -145,13 +145,18 @@ def test_kill_9_mid_stream_loses_nothing_accepted_and_serves_nothing_twice(demo_
     args = ("--group-size", str(size), "--batch-size", "4096", "--max-staleness", "8")
 
     def produce(client: Client, stop: threading.Event) -> None:
+        # the server is killed under this thread: a call that meets it is where the stream ends
         while not stop.is_set():
-            for prompt in client.prompts(4):
+            try:
+                prompts = client.prompts(4)
+            except (requests.ConnectionError, DataplaneError):
+                return
+            for prompt in prompts:
                 group = _group(prompt, size)
                 try:
                     client.post_rollouts(group)
                 except (requests.ConnectionError, DataplaneError):
-                    return  # the server was killed mid-call: this group may or may not be in
+                    return  # killed mid-call: this group may or may not be in
                 accepted.update(r["group_id"] + str(r["sample_index"]) for r in group)
 
     def train(client: Client, steps: int) -> None:
