@@ -61,36 +61,36 @@ def _metadata(step: Step, runs: list[Staged], versions: dict[str, str], _: dict[
     return out
 
 
+# each table: how a partition is staged, its WARN gate, and what it is read from
+_ASSETS = (
+    (
+        catalog.ROLLOUTS,
+        _stage_rollouts,
+        Gate("complete", "a later day has begun: the day's rollouts are whole", False),
+        [],
+    ),
+    (catalog.VERIFIED_ROLLOUTS, _stage_verified, Gate("verified", "every rollout has its reward", False), ["rollouts"]),
+    (
+        catalog.ROLLOUT_GROUPS,
+        _stage_groups,
+        Gate("closed", "every group was trained on or evicted", False),
+        ["verified_rollouts"],
+    ),
+)
+
+
 def rl_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     return [
         table_asset(
-            catalog.ROLLOUTS,
+            table,
             partitions,
-            description=catalog.ROLLOUTS.description,
+            description=table.description,
             code_version=RL_CODE_VERSION,
-            stage=_stage_rollouts,
+            stage=stage,
             metadata=_metadata,
-            gates=(Gate("complete", "a later day has begun in the closed segments: the day is whole", blocking=False),),
+            gates=(gate,),
+            deps=deps,
             kinds=frozenset({"parquet", "arrow"}),
-        ),
-        table_asset(
-            catalog.VERIFIED_ROLLOUTS,
-            partitions,
-            description=catalog.VERIFIED_ROLLOUTS.description,
-            code_version=RL_CODE_VERSION,
-            stage=_stage_verified,
-            metadata=_metadata,
-            gates=(Gate("verified", "every rollout has the reward it was trained on", blocking=False),),
-            deps=["rollouts"],
-        ),
-        table_asset(
-            catalog.ROLLOUT_GROUPS,
-            partitions,
-            description=catalog.ROLLOUT_GROUPS.description,
-            code_version=RL_CODE_VERSION,
-            stage=_stage_groups,
-            metadata=_metadata,
-            gates=(Gate("closed", "every group of the day was trained on or evicted", blocking=False),),
-            deps=["verified_rollouts"],
-        ),
+        )
+        for table, stage, gate, deps in _ASSETS
     ]
