@@ -116,9 +116,12 @@ class Lake:
         return final
 
     def publish_folder(self, staged: str, final: str) -> None:
-        """Swap a staged folder (a release) in: the old one is moved aside first, then removed."""
+        """Swap a staged folder (a release) in: the old one is moved aside first, then removed. A swap that was
+        killed part-way is finished first: with the new folder in place, what was set aside is removed; with
+        none in place (killed between the two moves), the one set aside is the live folder and goes back."""
         self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
         aside = f"{final}.replaced"
+        self._recover_swap(final, aside)
         if self.fs.exists(final):
             self.fs.mv(final, aside, recursive=True) if not self.local else os.replace(final, aside)
         if self.local:
@@ -129,6 +132,19 @@ class Lake:
             if self.fs.exists(aside):
                 self.fs.rm(aside, recursive=True)
         self.remove_empty_dirs(staged.rsplit("/", 1)[0])
+
+    def _recover_swap(self, final: str, aside: str) -> None:
+        if not self.fs.exists(aside):
+            return
+        if self.fs.exists(final):
+            if self.local:
+                shutil.rmtree(aside)
+            else:
+                self.fs.rm(aside, recursive=True)
+        elif self.local:
+            os.replace(aside, final)
+        else:
+            self.fs.mv(aside, final, recursive=True)
 
     def discard_staged(self, stage_id: str, dates: Sequence[dt.date] | None) -> list[str]:
         """Remove what earlier runs of the same writer left staged for `dates` (all of it when None): files of a

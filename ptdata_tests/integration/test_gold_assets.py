@@ -2,6 +2,7 @@
 
 import json
 import random
+import shutil
 
 import duckdb
 import numpy as np
@@ -258,3 +259,16 @@ def test_overlong_records_truncated_keep_their_trained_end(make_home, instance):
         " where regime = 'sft'"
     ).fetchall()
     assert reasons == [("special_token_in_content",)]  # the cut record is in its row, not rejected
+
+
+def test_a_release_run_killed_before_it_removed_the_old_release_does_not_block_the_next(make_home, instance):
+    settings = make_home(_config())
+    write_landing(settings)
+    assert run(settings, instance, D).success
+    releases = settings.home / "lake" / "releases"
+    (name,) = [p.name for p in releases.iterdir()]
+    # what a run killed after its swap and before it removed the old folder leaves behind
+    shutil.copytree(releases / name, releases / f"{name}.replaced")
+    result = run(settings, instance, D, select="key:release")
+    assert result.success
+    assert sorted(p.name for p in releases.iterdir()) == [name]
