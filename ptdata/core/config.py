@@ -229,6 +229,10 @@ class AutomationConfig(_Strict):
     # source_retry_delay_seconds, doubled each time, with +/-50% jitter
     source_retries: Annotated[int, Field(ge=0, le=20)] = 3
     source_retry_delay_seconds: Annotated[float, Field(ge=0)] = 60.0
+    # a step that finds a partition it writes held by another run waits this long for it, then fails naming the
+    # holder: two runs of one partition (a schedule tick and a manual backfill) then both complete, one after the
+    # other, instead of both failing on each other's locks; 0 refuses at once
+    partition_wait_seconds: Annotated[float, Field(ge=0)] = 900.0
 
     @field_validator("daily_cron")
     @classmethod

@@ -15,7 +15,8 @@ import fcntl
 import json
 import os
 import socket
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 
@@ -23,25 +24,47 @@ class PartitionBusy(RuntimeError):
     """Another run holds the lock of a partition this run was about to write."""
 
 
+# how often a waiting step tries a held lock again
+_POLL_SECONDS = 0.2
+
+
 @contextlib.contextmanager
-def partition_locks(folder: Path, asset: str, partitions: Sequence[str], run_id: str) -> Iterator[None]:
+def partition_locks(
+    folder: Path,
+    asset: str,
+    partitions: Sequence[str],
+    run_id: str,
+    wait_seconds: float = 0.0,
+    on_wait: Callable[[str], None] | None = None,
+) -> Iterator[None]:
     """Hold the locks of `asset`'s `partitions` (all or none) for the duration of the block.
 
-    Raises PartitionBusy, naming the holder, when one is taken: this caller then writes nothing. Locks are taken in
-    sorted order and without waiting, so two runs over overlapping ranges cannot deadlock.
+    A lock held by another run is waited for up to `wait_seconds` (`on_wait` is told whose it is, once); then
+    PartitionBusy, naming the holder: this caller then writes nothing. Locks are taken in sorted order, and a
+    step holds only its own asset's, so waiting cannot deadlock: the holder's step ends without needing ours.
     """
     held: list[int] = []
+    deadline = time.monotonic() + wait_seconds
     try:
         for key in sorted(set(partitions)):
             path = folder / asset / f"{key}.lock"
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = _holder(fd)
-                os.close(fd)
-                raise PartitionBusy(f"{asset} {key} is being written by {holder}") from None
+            told = False
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    holder = _holder(fd)
+                    if time.monotonic() >= deadline:
+                        os.close(fd)
+                        waited = f" (waited {wait_seconds:g}s)" if wait_seconds else ""
+                        raise PartitionBusy(f"{asset} {key} is being written by {holder}{waited}") from None
+                    if on_wait is not None and not told:
+                        on_wait(f"{asset} {key} is being written by {holder}: waiting up to {wait_seconds:g}s")
+                        told = True
+                    time.sleep(_POLL_SECONDS)
             held.append(fd)
             _write_holder(fd, run_id)
         yield

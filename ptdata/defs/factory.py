@@ -307,13 +307,15 @@ class Writer:
 @contextlib.contextmanager
 def exclusive_write(context: dg.AssetExecutionContext, ptdata: PtdataResource) -> Iterator[Writer]:
     """What every asset that writes the lake runs inside: it holds the locks of the partitions it writes (a second
-    run for one of them stops at once, saying which run holds it, having written nothing), removes what earlier
-    runs of the same asset left staged for them (a killed run, a failed audit), and times the write."""
+    run for one of them waits up to automation.partition_wait_seconds, then stops, saying which run holds it,
+    having written nothing), removes what earlier runs of the same asset left staged for them (a killed run, a
+    failed audit), and times the write."""
     asset = context.asset_key.to_user_string()
     dates = partition_dates(context) if context.assets_def.partitions_def is not None else None
     keys = [d.isoformat() for d in dates] if dates is not None else ["all"]
     try:
-        with partition_locks(ptdata.settings.home / "locks", asset, keys, context.run_id):
+        wait = ptdata.config().pipeline.automation.partition_wait_seconds
+        with partition_locks(ptdata.settings.home / "locks", asset, keys, context.run_id, wait, context.log.info):
             stage_id = f"{context.run_id}-{asset}"
             for path in ptdata.lake().discard_staged(stage_id, dates):
                 context.log.info(f"removed files an earlier run of {asset} left staged: {path}")
