@@ -217,3 +217,47 @@ def test_the_simulator_serves_whole_fresh_groups_and_the_accounting_holds(demo_h
     assert "split groups served: 0" in out.stdout and ": holds" in out.stdout
     served = next(line for line in out.stdout.splitlines() if line.startswith("staleness served"))
     assert "bound 1)" in served and ("(max 0," in served or "(max 1," in served)
+
+
+def test_rollouts_left_unverified_by_a_stop_are_verified_when_the_server_starts(demo_home, tmp_path):
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from ptdata.rl.dataplane.log import SegmentLog
+    from ptdata.rl.dataplane.records import Rollout, to_batch
+
+    shards = sorted((demo_home / "lake" / "releases" / "demo" / "shards").glob("gold_rlvr-*.parquet"))
+    rows = pq.read_table(shards[0], columns=["record_id", "verifier", "answer"]).to_pylist()
+    prompt = next(r for r in rows if r["verifier"] == "math")
+    log = SegmentLog(tmp_path / "dp" / "segments")
+    rollouts = []
+    for k, text in enumerate([f"#### {prompt['answer']}", "#### -1"]):
+        r = Rollout(
+            f"r{k}",
+            prompt["record_id"],
+            "g",
+            k,
+            0,
+            0,
+            None,
+            np.arange(3, dtype=np.int32),
+            None,
+            None,
+            text,
+            "completed",
+            None,
+            None,
+            k,
+            time.time(),
+        )
+        rollouts.append(r)
+    log.append(to_batch(rollouts))  # accepted, then the server stopped before it verified them
+    log.close()
+    with server(demo_home, tmp_path / "dp", "--group-size", "2") as (url, _):
+        client = Client(url)
+        deadline = time.monotonic() + 60
+        while client.stats()["unverified"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        batch = client.batch(2)
+    assert batch is not None
+    assert sorted(r["reward"] for r in batch["rollouts"]) == [0.0, 1.0]

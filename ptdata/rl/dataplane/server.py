@@ -12,12 +12,13 @@ ready once every reward is known. Every refusal is counted in /v1/stats by its k
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import ipaddress
 import os
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -261,7 +262,14 @@ def build_app(plane: Dataplane, max_body_bytes: int = MAX_BODY_BYTES) -> Starlet
         plane.refused["404:not_found"] += 1
         return _json({"error": f"no call {request.method} {request.url.path}"}, 404)
 
-    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        # rollouts still without a reward when the server last stopped are verified now, not at the next POST
+        if plane.buffer.unverified:
+            plane._start_verifying()
+        yield
+
+    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found}, lifespan=lifespan)
 
 
 def _authorize(token: str | None, request: Request) -> None:
