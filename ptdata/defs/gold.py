@@ -48,8 +48,12 @@ PROMPT_GATES = (
 )
 
 
+def _verified(regime: str) -> bool:
+    return regime_spec(regime).gold_layout == "prompt"
+
+
 def gold_gates(regime: str) -> tuple[Gate, ...]:
-    return GOLD_GATES + (PROMPT_GATES if regime_spec(regime).gold_layout == "prompt" else ())
+    return GOLD_GATES + (PROMPT_GATES if _verified(regime) else ())
 
 
 def _stage_tokenizer(step: Step, _: dt.date | None, __: Any) -> Staged:
@@ -111,7 +115,7 @@ def _stage_gold(step: Step, date: dt.date | None, tok: LoadedTokenizer) -> Stage
     regime = step.name.removeprefix("gold_")
     st = stage_gold(step.lake, step.cfg, regime, date, step.stage_id, tok, executor=step.executor)
     audits = audit_staged(step.lake, step.cfg, st, tok)
-    if regime_spec(regime).gold_layout == "prompt":
+    if _verified(regime):
         audits[GATE] = audit_staged_prompts(step.lake, st)
     return Staged(
         date,

@@ -14,7 +14,7 @@ window (for curriculum filtering). ARCHITECTURE.md, "RL dataplane".
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,14 +146,7 @@ def stage_groups(lake: Lake, folder: Path, date: dt.date, staged: str) -> Staged
     with lake.parquet_writer(staged, catalog.ROLLOUT_GROUPS.schema) as writer:
         writer.write_table(table)
     out = StagedRollouts(rows=len(rows), complete=all(r["outcome"] != "open" for r in rows))
-    out.figures = {"outcomes": dict(sorted(_count(r["outcome"] for r in rows).items()))}
-    return out
-
-
-def _count(values: Any) -> dict[str, int]:
-    out: dict[str, int] = defaultdict(int)
-    for v in values:
-        out[v] += 1
+    out.figures = {"outcomes": dict(sorted(Counter(r["outcome"] for r in rows).items()))}
     return out
 
 
@@ -163,15 +156,8 @@ def stage_verified(lake: Lake, cfg: LoadedConfig, folder: Path, date: dt.date, s
     verdicts = read_verdicts(folder)
     seqs = rollouts["seq"].to_pylist()
     client = rollouts["reward"].to_pylist()
-    rewards, sources, errors = [], [], []
-    for seq, given in zip(seqs, client, strict=True):
-        if given is not None:
-            rewards.append(given), sources.append("client"), errors.append(None)
-        elif seq in verdicts:
-            reward, error = verdicts[seq]
-            rewards.append(reward), sources.append("server"), errors.append(error)
-        else:
-            rewards.append(None), sources.append(None), errors.append(None)
+    found = [_trained_reward(seq, given, verdicts) for seq, given in zip(seqs, client, strict=True)]
+    rewards, sources, errors = ([f[k] for f in found] for k in range(3))
     table = rollouts.set_column(rollouts.schema.get_field_index("reward"), "reward", pa.array(rewards, pa.float64()))
     table = table.append_column("reward_source", pa.array(sources, pa.string()))
     table = table.append_column("verifier_error", pa.array(errors, pa.string()))
@@ -183,9 +169,21 @@ def stage_verified(lake: Lake, cfg: LoadedConfig, folder: Path, date: dt.date, s
     return out
 
 
+def _trained_reward(
+    seq: int, given: float | None, verdicts: dict[int, tuple[float, str | None]]
+) -> tuple[float | None, str | None, str | None]:
+    """(reward, reward_source, verifier_error): the client's reward, else the server's verdict, else none yet."""
+    if given is not None:
+        return given, "client", None
+    if seq in verdicts:
+        reward, error = verdicts[seq]
+        return reward, "server", error
+    return None, None, None
+
+
 def _figures(table: pa.Table) -> dict[str, Any]:
     by_version: dict[int, list[float]] = defaultdict(list)
-    errors: dict[str, int] = defaultdict(int)
+    errors: Counter[str] = Counter()
     for version, reward, error in zip(
         table["policy_version"].to_pylist(),
         table["reward"].to_pylist(),
@@ -197,12 +195,13 @@ def _figures(table: pa.Table) -> dict[str, Any]:
         if error:
             errors[error] += 1
     rates = pass_rates(table)
-    server = sum(1 for s in table["reward_source"].to_pylist() if s == "server")
+    sources = Counter(table["reward_source"].to_pylist())
+    server = sources["server"]
     return {
         "rewards_by_policy_version": {
             str(v): {"count": len(r), "mean": round(sum(r) / len(r), 6)} for v, r in sorted(by_version.items())
         },
-        "unverified": sum(1 for s in table["reward_source"].to_pylist() if s is None),
+        "unverified": sources[None],
         "verifier_error_rate": {k: round(n / server, 6) for k, n in sorted(errors.items())} if server else {},
         "prompts": len(rates),
         "pass_rate_histogram": _histogram([p for p, _ in rates.values()]),

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,46 +18,19 @@ import pytest
 import requests
 
 from ptdata.dataplane import Client, DataplaneError
+from ptdata.rl.dataplane.simulate import serve_process
 
 TOKEN = "s3cret-token-for-tests"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def server(home: Path, folder: Path, *extra: str, token: str | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
-    port = _free_port()
     env = {**os.environ, "PTDATA_HOME": str(home)}
     env.pop("PTDATA_DATAPLANE_TOKEN", None)
     if token:
         env["PTDATA_DATAPLANE_TOKEN"] = token
-    cmd = [sys.executable, "-m", "ptdata.cli", "dataplane", "serve", "--release", "demo", "--dir", str(folder)]
-    proc = subprocess.Popen(
-        [*cmd, "--port", str(port), *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url + "/v1/stats", headers={"Authorization": f"Bearer {token}"} if token else {}, timeout=1)
-            break
-        except requests.ConnectionError:
-            if proc.poll() is not None:
-                raise AssertionError(proc.stdout.read().decode()) from None
-            time.sleep(0.1)
-    try:
-        yield url, proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with serve_process("demo", folder, extra, env, token) as started:
+        yield started
 
 
 def _group(prompt: dict, size: int, version: int = 0, rng: random.Random | None = None) -> list[dict]:

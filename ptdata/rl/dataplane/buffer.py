@@ -17,7 +17,7 @@ held or leased).
 This module does no I/O: each change that must survive a restart is returned as control-log entries, which the
 server writes (and syncs) before it answers and a restart replays (`replay`). Acknowledgements and evictions
 carry the low-water mark, the least seq not yet done: a restart loads only the rollouts at or above the last one
-(`skip` keeps the ids of those below, so a resend of one is still recognised). ARCHITECTURE.md, "RL dataplane".
+(`recover` keeps the ids of those below, so a resend of one is still recognised). ARCHITECTURE.md, "RL dataplane".
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ class GroupBuffer:
         self.leases: dict[str, Lease] = {}
         self.acked_leases: set[str] = set()
         self.counts: Counter[str] = Counter()
+        self.held_stale = 0  # stale groups the last `take` held back (policy wait)
         self.staleness_served: Counter[int] = Counter()
         self.staleness_trained: Counter[int] = Counter()
         self.rewards: dict[int, list[float]] = {}  # policy version -> [count, sum]
@@ -188,7 +189,7 @@ class GroupBuffer:
         """Lease up to `size` rollouts of ready groups, oldest first; the eviction entries to log first."""
         if size < self.s.group_size:
             raise ValueError(f"size {size} is less than one group of {self.s.group_size}")
-        self._expire(now)
+        self.expire(now)
         evictions: list[dict[str, Any]] = []
         chosen: list[Group] = []
         held: list[tuple[int, str]] = []
@@ -207,7 +208,7 @@ class GroupBuffer:
             chosen.append(group)
         for item in held:
             heapq.heappush(self.ready, item)
-        self.counts["held_stale"] = len(held)
+        self.held_stale = len(held)
         if not chosen:
             return None, evictions
         staleness = [self.version - r.oldest_version for g in chosen for r in g.rollouts]
@@ -243,12 +244,18 @@ class GroupBuffer:
         closing = set(closing)
         return min((g.first_seq for gid, g in self.groups.items() if gid not in closing), default=self.next_seq)
 
-    def skip(self, rollouts: Iterable[Rollout]) -> None:
-        """Rollouts below the low-water mark, read back at a restart: done, kept only to recognise a resend."""
+    def recover(self, rollouts: Iterable[Rollout], entries: list[dict[str, Any]]) -> None:
+        """Rebuild the state at a restart from the logged rollouts (in seq order) and control entries: rollouts
+        below the last logged low-water mark are done and kept only to recognise a resend."""
+        lwm = max((e.get("lwm", 0) for e in entries if e["t"] in ("ack", "evict")), default=0)
         for r in rollouts:
-            self.next_seq = max(self.next_seq, r.seq + 1)
-            self.seen.add(r.rollout_id)
-            self.counts["admitted"] += 1
+            if r.seq < lwm:
+                self.next_seq = max(self.next_seq, r.seq + 1)
+                self.seen.add(r.rollout_id)
+                self.counts["admitted"] += 1
+            else:
+                self.apply([r])
+        self.replay(entries)
 
     def _close(self, gid: str, counter: str, reward: float | None = None) -> None:
         group = self.groups.pop(gid, None)
@@ -258,7 +265,8 @@ class GroupBuffer:
             if reward is not None:
                 self.filtered_rewards[f"{reward:g}"] += 1
 
-    def _expire(self, now: float) -> None:
+    def expire(self, now: float) -> None:
+        """Return the groups of every lease past its deadline to the ready queue."""
         for lease in [lease for lease in self.leases.values() if lease.deadline <= now]:
             del self.leases[lease.lease_id]
             self.counts["leases_expired"] += 1
@@ -273,7 +281,7 @@ class GroupBuffer:
         expired or never was. Apply it with `replay` once it is logged."""
         if lease_id in self.acked_leases:
             return []
-        self._expire(now)
+        self.expire(now)
         lease = self.leases.get(lease_id)
         if lease is None:
             raise LeaseConflict(f"lease {lease_id!r} is unknown or expired: its groups went back to the buffer")
@@ -342,7 +350,7 @@ class GroupBuffer:
             "evicted": evicted,
             "zero_variance_groups_by_reward": dict(self.filtered_rewards),
             "buffered": {"pending": states["pending"], "ready": states["ready"], "leased": states["leased"]},
-            "held_stale_groups": c["held_stale"],
+            "held_stale_groups": self.held_stale,
             "unverified": len(self.unverified),
             "accounting_holds": c["admitted"] == out_of_buffer + buffered,
             "served": {"rollouts": c["served_rollouts"], "groups": c["served_groups"]},

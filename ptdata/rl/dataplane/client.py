@@ -34,7 +34,6 @@ class Client:
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
         self.retries, self.timeout_s, self.backoff_s = retries, timeout_s, backoff_s
-        self.retried: dict[str, int] = {"429": 0, "connection": 0, "5xx": 0}
 
     def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         for attempt in range(self.retries + 1):
@@ -44,15 +43,12 @@ class Client:
             except (requests.ConnectionError, requests.Timeout):
                 if last:
                     raise
-                self.retried["connection"] += 1
                 time.sleep(self.backoff_s * 2 ** min(attempt, 6))
                 continue
             if resp.status_code == 429 and not last:
-                self.retried["429"] += 1
                 time.sleep(float(resp.headers.get("Retry-After", "1")))
                 continue
             if resp.status_code >= 500 and not last:
-                self.retried["5xx"] += 1
                 time.sleep(self.backoff_s * 2 ** min(attempt, 6))
                 continue
             if resp.status_code >= 400:

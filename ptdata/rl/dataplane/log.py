@@ -120,9 +120,6 @@ class SegmentLog:
         self._number += 1
         self._active = FramedFile(self._path(self._number))
 
-    def closed_segments(self) -> list[Path]:
-        return [self._path(n) for n in range(self._number)]
-
     def recovered(self) -> Iterator[pa.RecordBatch]:
         """Every batch the log held when it was opened, oldest first (read once, at a restart)."""
         for n in range(self._number):

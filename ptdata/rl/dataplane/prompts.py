@@ -47,6 +47,7 @@ class PromptSet:
         self.vocab_size = vocab_size
         self.seed = seed
         self.cursor = 0  # prompts handed out in all epochs
+        self._epoch, self._order = -1, self.order  # the permutation of the epoch being handed out
 
     @classmethod
     def from_release(cls, lake: Lake, name: str, seed: int = 0) -> PromptSet:
@@ -94,7 +95,7 @@ class PromptSet:
         return out, {"t": "prompts", "cursor": self.cursor + n}
 
     def _permutation(self, epoch: int) -> list[str]:
-        if getattr(self, "_epoch", None) != epoch:
+        if self._epoch != epoch:
             order = list(self.order)
             random.Random(f"{self.seed}:{epoch}").shuffle(order)
             self._epoch, self._order = epoch, order

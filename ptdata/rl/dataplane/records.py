@@ -207,8 +207,7 @@ def to_batch(rollouts: list[Rollout]) -> pa.RecordBatch:
     """Rollouts as one record batch of ROLLOUT_SCHEMA (their seq and received_at set)."""
 
     def ids(name: str, dtype: pa.DataType) -> pa.Array:
-        values = [getattr(r, name) for r in rollouts]
-        return pa.array([None if v is None else v for v in values], pa.list_(dtype))
+        return pa.array([getattr(r, name) for r in rollouts], pa.list_(dtype))
 
     cols = {
         "seq": pa.array([r.seq for r in rollouts], pa.int64()),

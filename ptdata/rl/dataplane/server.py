@@ -1,4 +1,4 @@
-"""`ptdata dataplane serve`: the RL dataplane's HTTP API (CONTRACT section 8), an ASGI app on uvicorn.
+"""`ptdata dataplane serve`: the RL dataplane's HTTP API (the calls of README.md's "RL dataplane"), an ASGI app on uvicorn.
 
 One process owns a `--dir`: its segment log (the rollouts), its control log (policy versions, acknowledgements,
 evictions, verdicts, the prompt cursor) and the buffer rebuilt from both at start. A POST of rollouts is answered
@@ -68,19 +68,13 @@ class Dataplane:
         self.control = ControlLog(folder / CONTROL_LOG)
         self.buffer = GroupBuffer(settings)
         entries = self.control.entries
-        lwm = max((e.get("lwm", 0) for e in entries if e["t"] in ("ack", "evict")), default=0)
-        for batch in self.segments.recovered():
-            rollouts = from_batch(batch)
-            self.buffer.skip(r for r in rollouts if r.seq < lwm)
-            self.buffer.apply(r for r in rollouts if r.seq >= lwm)
-        self.buffer.replay(entries)
-        cursors = [e["cursor"] for e in self.control.entries if e["t"] == "prompts"]
+        self.buffer.recover((r for batch in self.segments.recovered() for r in from_batch(batch)), entries)
+        cursors = [e["cursor"] for e in entries if e["t"] == "prompts"]
         self.prompts.cursor = max(cursors, default=0)
         self.control.entries = []
         self.limits = Limits(prompts.vocab_size, settings.group_size, prompts.known)
         self.refused: Counter[str] = Counter()
         self.lock = asyncio.Lock()
-        self.pool = None
         self._verifying: asyncio.Task | None = None
 
     def close(self) -> None:
@@ -166,7 +160,7 @@ class Dataplane:
         return _json({"prompts": prompts})
 
     def stats(self) -> dict[str, Any]:
-        self.buffer._expire(time.time())
+        self.buffer.expire(time.time())
         return {**self.buffer.stats(), "refused_calls": dict(self.refused), "prompts_handed_out": self.prompts.cursor}
 
     # -- the server's own verification -------------------------------------------------------------------------
@@ -188,8 +182,7 @@ class Dataplane:
                 p = self.prompts.by_id[r.prompt_id]
                 tasks.append((r, VerifyTask(p.verifier, (r.text,), p.answer, p.verifier_args)))
             if tasks:
-                pool = self.pool or shared_pool()
-                verdicts = await asyncio.to_thread(pool.verify, [t for _, t in tasks])
+                verdicts = await asyncio.to_thread(shared_pool().verify, [t for _, t in tasks])
                 for (r, _), (verdict,) in zip(tasks, verdicts, strict=True):
                     entries.append({"t": "verdict", "seq": r.seq, "reward": verdict.reward, "error": verdict.error})
             async with self.lock:

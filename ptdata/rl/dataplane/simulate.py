@@ -11,7 +11,9 @@ dataplane".
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -19,14 +21,16 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import requests
 
 from ptdata.rl.dataplane.client import Client, DataplaneError
+from ptdata.rl.dataplane.server import TOKEN_ENV
 
 
 @dataclass
@@ -51,29 +55,50 @@ def _free_port() -> int:
 
 
 @contextmanager
-def started_server(release: str, args: list[str]) -> Iterator[str]:
-    """`ptdata dataplane serve` of `release` on a free loopback port and a temporary folder, until the block ends."""
-    with tempfile.TemporaryDirectory(prefix="ptdata-dataplane-") as folder:
-        port = _free_port()
-        cmd = [sys.executable, "-m", "ptdata.cli", "dataplane", "serve", "--release", release, "--dir", folder]
-        proc = subprocess.Popen([*cmd, "--port", str(port), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        client = Client(url, retries=0)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                client.stats()
-                break
-            except requests.ConnectionError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    out = proc.stdout.read().decode() if proc.poll() is not None else "no answer in 60 s"
-                    raise SystemExit(f"ptdata: the dataplane server did not start: {out}") from None
-                time.sleep(0.1)
+def serve_process(
+    release: str, folder: Path, args: Sequence[str] = (), env: dict[str, str] | None = None, token: str | None = None
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`ptdata dataplane serve` of `release` over `folder` in a process of its own, on a free loopback port: its URL
+    and process once it answers, stopped (SIGINT, then killed) when the block ends."""
+    port = _free_port()
+    cmd = [sys.executable, "-m", "ptdata.cli", "dataplane", "serve", "--release", release, "--dir", str(folder)]
+    proc = subprocess.Popen(
+        [*cmd, "--port", str(port), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    # the probe sends the token the server was started with, if any
+    token = token if token is not None else (os.environ if env is None else env).get(TOKEN_ENV)
+    client = Client(url, token=token or "", retries=0)
+    deadline = time.monotonic() + 60
+    while True:
         try:
-            yield url
-        finally:
-            proc.terminate()
-            proc.wait(10)
+            client.stats()
+            break
+        except requests.ConnectionError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                out = proc.stdout.read().decode() if proc.poll() is not None else "no answer in 60 s"
+                proc.kill()
+                raise SystemExit(f"ptdata: the dataplane server did not start: {out}") from None
+            time.sleep(0.1)
+    try:
+        yield url, proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@contextmanager
+def started_server(release: str, args: Sequence[str]) -> Iterator[str]:
+    """`serve_process` over a temporary folder: the server of one simulation or benchmark."""
+    with (
+        tempfile.TemporaryDirectory(prefix="ptdata-dataplane-") as folder,
+        serve_process(release, Path(folder), args) as (url, _),
+    ):
+        yield url
 
 
 def _worker(url: str, group_size: int, tokens: int, generate_s: float, stop: threading.Event, figs: Figures) -> None:

@@ -45,9 +45,6 @@ class Verdict:
     error: ErrorKind | None = None
     detail: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"reward": self.reward, "error": self.error, "detail": self.detail}
-
 
 Score = Callable[[str, str, Mapping[str, Any]], float]
 # several completions of one record at once, where that is cheaper than one by one (code_tests: one sandbox)
